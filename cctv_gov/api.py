@@ -1,0 +1,28 @@
+"""The one place routers are mounted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from cctv_gov.audit.router import router as audit_router
+from cctv_gov.identity.router import router as identity_router
+from cctv_gov.sites.router import router as sites_router
+from cctv_gov.system.router import router as system_router
+
+ROUTERS: tuple[APIRouter, ...] = (system_router, sites_router, identity_router, audit_router)
+
+
+def mount_routers(app: FastAPI) -> None:
+    for router in ROUTERS:
+        app.include_router(router)
+
+
+def iter_api_routes() -> Iterator[APIRoute]:
+    """Every API route, with its full path (tests walk these to check each declares an access rule)."""
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                yield route

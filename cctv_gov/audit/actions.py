@@ -1,0 +1,25 @@
+"""Every audited action, as a fixed enumeration (``domain:object:verb``). Leaves carry these strings, so a value
+is never renamed once released; add new ones instead."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AuditAction(StrEnum):
+    SITE_CREATE = "site:site:create"
+    PRINCIPAL_CREATE = "identity:principal:create"
+    PRINCIPAL_DISABLE = "identity:principal:disable"
+    PRINCIPAL_READ = "identity:principal:read"
+    GRANT_CREATE = "identity:grant:create"
+    GRANT_REVOKE = "identity:grant:revoke"
+    TOKEN_ISSUE = "identity:token:issue"  # noqa: S105 - an action name, not a secret
+    TOKEN_REVOKE = "identity:token:revoke"  # noqa: S105 - an action name, not a secret
+    ACCESS_DENY = "access:route:deny"
+    AUDIT_READ = "audit:event:read"
+
+
+class Outcome(StrEnum):
+    OK = "ok"
+    DENIED = "denied"
+    FAILED = "failed"

@@ -1,0 +1,76 @@
+"""The leaf entry: canonical JSON (RFC 8785) of identifiers and hashes, never personal data.
+
+Free text (a stated purpose) enters the leaf only as its SHA-256, so the log can be published or handed to a
+recipient without disclosing it, while the text kept beside it is still bound by the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+ENTRY_VERSION = 1
+
+Scalar = str | int | bool | None
+
+
+def purpose_hash(purpose: str | None) -> str | None:
+    return None if purpose is None else hashlib.sha256(purpose.encode()).hexdigest()
+
+
+def format_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _id(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def entry_fields(
+    *,
+    event_id: uuid.UUID,
+    occurred_at: datetime,
+    actor_id: uuid.UUID | None,
+    actor_kind: str,
+    actor_role: str | None,
+    action: str,
+    target_type: str,
+    target_id: str | None,
+    site_id: uuid.UUID | None,
+    purpose: str | None,
+    request_id: str | None,
+    outcome: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "v": ENTRY_VERSION,
+        "event_id": str(event_id),
+        "time": format_time(occurred_at),
+        "actor": {"id": _id(actor_id), "kind": actor_kind, "role": actor_role},
+        "action": action,
+        "target": {"type": target_type, "id": target_id},
+        "site_id": _id(site_id),
+        "purpose_sha256": purpose_hash(purpose),
+        "request_id": request_id,
+        "outcome": outcome,
+        "details": details,
+    }
+
+
+def canonical(fields: dict[str, Any]) -> bytes:
+    encoded: bytes = rfc8785.dumps(fields)
+    return encoded
+
+
+def check_details(details: dict[str, Any]) -> dict[str, Scalar]:
+    """Details are flat identifiers, counts and hashes: no nested objects, no floats (JCS number traps)."""
+    for key, value in details.items():
+        if not isinstance(key, str) or not (value is None or isinstance(value, str | int | bool)):
+            raise ValueError(f"audit detail {key!r} must be a str, int, bool or None")
+        if isinstance(value, float):
+            raise ValueError(f"audit detail {key!r} must not be a float")
+    return details

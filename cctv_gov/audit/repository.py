@@ -1,0 +1,128 @@
+"""SQL for the audit log. Returns rows and values; knows nothing of HTTP or signatures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import func, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from cctv_gov.models import AuditCheckpoint, AuditEvent, AuditTreeNode
+
+Coord = tuple[int, int]
+
+
+class AuditRepository:
+    def add_event(self, session: Session, event: AuditEvent) -> None:
+        session.add(event)
+
+    def unsequenced(self, session: Session, limit: int) -> list[tuple[int, bytes]]:
+        stmt = (
+            select(AuditEvent.id, AuditEvent.leaf_hash)
+            .where(AuditEvent.leaf_index.is_(None))
+            .order_by(AuditEvent.id)
+            .limit(limit)
+        )
+        return [(int(i), h) for i, h in session.execute(stmt)]
+
+    def count_unsequenced(self, session: Session) -> int:
+        return session.scalar(select(func.count()).where(AuditEvent.leaf_index.is_(None))) or 0
+
+    def count_sequenced(self, session: Session) -> int:
+        return session.scalar(select(func.count()).where(AuditEvent.leaf_index.is_not(None))) or 0
+
+    def assign_leaf_indexes(self, session: Session, assignments: list[dict[str, int]]) -> None:
+        if assignments:
+            session.execute(update(AuditEvent), assignments)
+
+    def insert_nodes(self, session: Session, nodes: list[tuple[int, int, bytes]]) -> None:
+        if nodes:
+            session.execute(insert(AuditTreeNode), [{"level": lv, "idx": i, "hash": h} for lv, i, h in nodes])
+
+    def get_nodes(self, session: Session, coords: Sequence[Coord]) -> dict[Coord, bytes]:
+        found: dict[Coord, bytes] = {}
+        leaves = [i for lv, i in coords if lv == 0]
+        inner = [(lv, i) for lv, i in coords if lv > 0]
+        if leaves:
+            stmt = select(AuditEvent.leaf_index, AuditEvent.leaf_hash).where(
+                AuditEvent.leaf_index.in_(leaves)
+            )
+            for index, leaf_hash in session.execute(stmt):
+                found[(0, int(index or 0))] = leaf_hash
+        if inner:
+            stmt2 = select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(
+                tuple_(AuditTreeNode.level, AuditTreeNode.idx).in_(inner)
+            )
+            for level, idx, node in session.execute(stmt2):
+                found[(int(level), int(idx))] = node
+        return found
+
+    def latest_checkpoint(self, session: Session) -> AuditCheckpoint | None:
+        return session.scalars(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
+        ).first()
+
+    def checkpoint_at(self, session: Session, size: int) -> AuditCheckpoint | None:
+        return session.get(AuditCheckpoint, size)
+
+    def add_checkpoint(self, session: Session, checkpoint: AuditCheckpoint) -> None:
+        session.add(checkpoint)
+        session.flush()
+
+    def iter_checkpoints(self, session: Session) -> Iterator[AuditCheckpoint]:
+        stmt = select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size).execution_options(yield_per=1000)
+        yield from session.scalars(stmt)
+
+    def iter_sequenced(self, session: Session, batch: int = 20_000) -> Iterator[Any]:
+        """Every sequenced event in leaf order, streamed (a server-side cursor on PostgreSQL)."""
+        e = AuditEvent
+        stmt = (
+            select(
+                e.leaf_index,
+                e.entry,
+                e.leaf_hash,
+                e.event_id,
+                e.occurred_at,
+                e.actor_id,
+                e.actor_kind,
+                e.actor_role,
+                e.action,
+                e.target_type,
+                e.target_id,
+                e.site_id,
+                e.purpose,
+                e.request_id,
+                e.outcome,
+                e.details,
+            )
+            .where(e.leaf_index.is_not(None))
+            .order_by(e.leaf_index)
+            .execution_options(yield_per=batch)
+        )
+        yield from session.execute(stmt)
+
+    def get_event(self, session: Session, event_id: uuid.UUID) -> AuditEvent | None:
+        return session.scalars(select(AuditEvent).where(AuditEvent.event_id == event_id)).first()
+
+    def list_events(
+        self,
+        session: Session,
+        *,
+        site_ids: set[uuid.UUID] | None,
+        site_id: uuid.UUID | None,
+        action: str | None,
+        after_id: int | None,
+        limit: int,
+    ) -> Sequence[AuditEvent]:
+        stmt = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
+        if site_ids is not None:
+            stmt = stmt.where(AuditEvent.site_id.in_(site_ids))
+        if site_id is not None:
+            stmt = stmt.where(AuditEvent.site_id == site_id)
+        if action is not None:
+            stmt = stmt.where(AuditEvent.action == action)
+        if after_id is not None:
+            stmt = stmt.where(AuditEvent.id > after_id)
+        return session.scalars(stmt).all()

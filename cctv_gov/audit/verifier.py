@@ -1,0 +1,149 @@
+"""Recompute the whole log from the database and check it against every signed checkpoint.
+
+What is checked, and what each catches:
+* each stored entry hashes to its stored leaf hash (an edited entry);
+* each entry's fields equal the row's columns, and the purpose text matches its hash (an edited column);
+* leaf indexes run 0, 1, 2 ... with no gap or repeat (a deleted, inserted or reordered row);
+* every checkpoint's signature verifies against a pinned key and its root equals the recomputed root at its
+  size (a rewritten history: changing a leaf changes every later root);
+* no sequenced event lies beyond the latest checkpoint, and none is missing before it;
+* checkpoints kept outside the database (``witnessed``) are consistent with the log (a truncated log that
+  deleted its own latest checkpoints too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cctv_gov.audit.entry import ENTRY_VERSION, format_time, purpose_hash
+from cctv_gov.audit.repository import AuditRepository
+from cctv_gov.kit import merkle
+from cctv_gov.kit.signed_note import Checkpoint, NoteError, Verifier, verify_note
+
+MAX_PROBLEMS = 50
+
+
+@dataclass
+class VerifyReport:
+    events: int = 0
+    checkpoints: int = 0
+    witnessed: int = 0
+    unsequenced: int = 0
+    tree_size: int = 0
+    root_hash: bytes = merkle.EMPTY_ROOT
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def problem(self, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
+
+
+def _expected(row: Any) -> dict[str, Any]:
+    def sid(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "v": ENTRY_VERSION,
+        "event_id": str(row.event_id),
+        "time": format_time(row.occurred_at),
+        "actor": {"id": sid(row.actor_id), "kind": row.actor_kind, "role": row.actor_role},
+        "action": row.action,
+        "target": {"type": row.target_type, "id": row.target_id},
+        "site_id": sid(row.site_id),
+        "purpose_sha256": purpose_hash(row.purpose),
+        "request_id": row.request_id,
+        "outcome": row.outcome,
+        "details": row.details,
+    }
+
+
+def _open(note: str, origin: str, verifiers: Sequence[Verifier]) -> Checkpoint:
+    verified = verify_note(note, verifiers)
+    checkpoint = Checkpoint.parse(verified.text)
+    if checkpoint.origin != origin:
+        raise NoteError(f"origin {checkpoint.origin!r} is not this log's ({origin!r})")
+    return checkpoint
+
+
+def verify_log(
+    session: Session, *, origin: str, verifiers: Sequence[Verifier], witnessed: Sequence[str] = ()
+) -> VerifyReport:
+    started = time.perf_counter()
+    repo = AuditRepository()
+    report = VerifyReport()
+    expected_roots: dict[int, bytes] = {}
+    for cp in repo.iter_checkpoints(session):
+        report.checkpoints += 1
+        try:
+            parsed = _open(cp.note, origin, verifiers)
+        except (NoteError, ValueError) as exc:
+            report.problem(f"checkpoint at size {cp.tree_size}: signature or format invalid ({exc})")
+            continue
+        if parsed.size != cp.tree_size or parsed.root_hash != cp.root_hash:
+            report.problem(f"checkpoint at size {cp.tree_size}: row disagrees with its signed note")
+        expected_roots[parsed.size] = parsed.root_hash
+    for note in witnessed:
+        report.witnessed += 1
+        try:
+            parsed = _open(note, origin, verifiers)
+        except (NoteError, ValueError) as exc:
+            report.problem(f"witnessed checkpoint: signature or format invalid ({exc})")
+            continue
+        known = expected_roots.get(parsed.size)
+        if known is not None and known != parsed.root_hash:
+            report.problem(f"witnessed checkpoint at size {parsed.size} differs from the stored one (a fork)")
+        expected_roots[parsed.size] = parsed.root_hash
+
+    compact = merkle.CompactRange()
+    sha256 = hashlib.sha256
+    loads = json.loads
+    index = 0
+    for row in repo.iter_sequenced(session):
+        if row.leaf_index != index:
+            report.problem(
+                f"leaf index {row.leaf_index} found where {index} was expected (gap, insert or reorder)"
+            )
+            index = row.leaf_index
+        entry = row.entry
+        leaf = sha256(b"\x00" + entry).digest()
+        if leaf != row.leaf_hash:
+            report.problem(f"leaf {index}: stored leaf hash does not match its entry")
+        try:
+            parsed_entry = loads(entry)
+        except ValueError:
+            parsed_entry = None
+        if parsed_entry != _expected(row):
+            report.problem(f"leaf {index}: columns differ from the signed entry (event {row.event_id})")
+        compact.append(leaf)
+        index += 1
+        root = expected_roots.get(index)
+        if root is not None and compact.root() != root:
+            report.problem(f"root at size {index} differs from the signed checkpoint")
+    report.events = index
+    report.tree_size = index
+    report.root_hash = compact.root()
+
+    latest = max((s for s in expected_roots), default=0)
+    if latest > index:
+        report.problem(f"a signed checkpoint covers {latest} events but the log holds only {index}")
+    stored_latest = repo.latest_checkpoint(session)
+    stored_size = 0 if stored_latest is None else stored_latest.tree_size
+    if index > stored_size:
+        report.problem(
+            f"{index - stored_size} sequenced events lie beyond the latest checkpoint ({stored_size})"
+        )
+    report.unsequenced = repo.count_unsequenced(session)
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,289 @@
+"""``cctv-gov``: serve, migrate, administer, and check the audit log from a shell on a service host.
+
+Commands run as the local "system" actor: whoever can run them already holds the service's configuration and
+secrets. Every change they make is audited like one made through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cctv_gov.authz import SYSTEM_ACTOR, Role
+from cctv_gov.config import ConfigurationError, get_settings
+from cctv_gov.container import Services, build_services
+from cctv_gov.errors import AppError
+
+
+@contextmanager
+def _services() -> Iterator[Services]:
+    try:
+        services = build_services(get_settings())
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield services
+    finally:
+        services.db.dispose()
+
+
+def _emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+@click.version_option(package_name="cctv-gov")
+def main() -> None:
+    """CCTV footage governance service."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on (default from CCTV_GOV_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default from CCTV_GOV_PORT).")
+@click.option("--no-migrate", is_flag=True, help="Do not apply migrations before serving.")
+def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
+    """Run the HTTP API (and its background jobs)."""
+    import uvicorn
+
+    from cctv_gov.app import create_app
+    from cctv_gov.migrate import upgrade
+
+    settings = get_settings()
+    try:
+        settings.check_production()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not no_migrate:
+        upgrade(settings.database_url, data_dir=settings.data_dir if settings.is_sqlite else None)
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, log_level="info"
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    from cctv_gov.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.database_url, data_dir=settings.data_dir if settings.is_sqlite else None)
+    click.echo("database is up to date")
+
+
+@main.command()
+def worker() -> None:
+    """Run the background jobs without serving HTTP (for dedicated worker machines)."""
+    import signal
+    import threading
+
+    with _services() as services:
+        runner = services.job_runner()
+        runner.start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        click.echo(f"worker {runner.worker_id} running {sorted(runner.jobs)}")
+        stop.wait()
+        runner.stop()
+
+
+# admin ----------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def admin() -> None:
+    """Sites, people, agents, roles and tokens."""
+
+
+def _site_id(services: Services, session: Any, slug: str | None) -> uuid.UUID | None:
+    if slug is None:
+        return None
+    return services.sites.by_slug(session, slug).id
+
+
+@admin.command("create-site")
+@click.option("--slug", required=True)
+@click.option("--name", required=True)
+@click.option("--timezone", "tz", required=True, help="IANA zone, e.g. Pacific/Auckland")
+@click.option("--retention-days", type=int, default=31, show_default=True)
+def create_site(slug: str, name: str, tz: str, retention_days: int) -> None:
+    """Create a site."""
+    from pydantic import ValidationError
+
+    from cctv_gov.sites.schemas import SiteCreate, SiteOut
+
+    try:
+        data = SiteCreate(slug=slug, name=name, timezone=tz, retention_days=retention_days)
+    except ValidationError as exc:
+        raise click.ClickException(_validation_text(exc)) from None
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site = services.sites.create(session, SYSTEM_ACTOR, data)
+        _emit(SiteOut.model_validate(site).model_dump(mode="json"))
+
+
+def _parse_grant(text: str) -> tuple[Role, str | None]:
+    role, _, site = text.partition("@")
+    try:
+        return Role(role), (site or None)
+    except ValueError:
+        raise click.BadParameter(f"{role!r} is not a role ({', '.join(r.value for r in Role)})") from None
+
+
+@admin.command("create-person")
+@click.option("--name", required=True)
+@click.option("--email", default=None)
+@click.option(
+    "--grant", "grants", multiple=True, required=True, help="ROLE@SITE-SLUG, or ROLE for install-wide"
+)
+@click.option("--token-label", default=None, help="Also issue a token with this label (printed once).")
+def create_person(name: str, email: str | None, grants: tuple[str, ...], token_label: str | None) -> None:
+    """Create a person with roles (e.g. --grant admin, --grant general_manager@gym-central)."""
+    parsed = [_parse_grant(g) for g in grants]
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        resolved = [(role, _site_id(services, session, slug)) for role, slug in parsed]
+        view = services.identity.create_person(session, SYSTEM_ACTOR, name=name, email=email, grants=resolved)
+        out: dict[str, Any] = {
+            "principal_id": str(view.principal.id),
+            "grants": [g.role for g in view.grants],
+        }
+        if token_label:
+            token, secret = services.identity.issue_token(
+                session, SYSTEM_ACTOR, view.principal.id, label=token_label, expires_in_days=365
+            )
+            out["token_id"] = str(token.id)
+            out["token"] = secret
+        _emit(out)
+
+
+@admin.command("create-agent")
+@click.option("--site", "site_slug", required=True)
+@click.option("--name", required=True)
+def create_agent(site_slug: str, name: str) -> None:
+    """Register a site's NVR agent and print its token (once)."""
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site_id = services.sites.by_slug(session, site_slug).id
+        view = services.identity.create_agent(session, SYSTEM_ACTOR, site_id=site_id, name=name)
+        token, secret = services.identity.issue_token(
+            session, SYSTEM_ACTOR, view.principal.id, label="agent", expires_in_days=None
+        )
+        _emit({"principal_id": str(view.principal.id), "token_id": str(token.id), "token": secret})
+
+
+@admin.command("issue-token")
+@click.option("--principal", "principal_id", type=click.UUID, required=True)
+@click.option("--label", required=True)
+@click.option("--expires-in-days", type=int, default=365, show_default=True)
+def issue_token(principal_id: uuid.UUID, label: str, expires_in_days: int) -> None:
+    """Issue a token for a principal (printed once)."""
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        token, secret = services.identity.issue_token(
+            session, SYSTEM_ACTOR, principal_id, label=label, expires_in_days=expires_in_days
+        )
+        _emit({"token_id": str(token.id), "token": secret})
+
+
+@admin.command("revoke-token")
+@click.argument("token_id", type=click.UUID)
+def revoke_token(token_id: uuid.UUID) -> None:
+    """Revoke a token."""
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        token = services.identity.revoke_token(session, SYSTEM_ACTOR, token_id)
+        _emit({"token_id": str(token.id), "revoked_at": token.revoked_at})
+
+
+@admin.command("list-principals")
+def list_principals() -> None:
+    """List people and agents with their grants."""
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        views = services.identity.list_principals(session, SYSTEM_ACTOR)
+        _emit(
+            [
+                {
+                    "id": str(v.principal.id),
+                    "kind": v.principal.kind,
+                    "name": v.principal.name,
+                    "disabled": v.principal.disabled_at is not None,
+                    "grants": [{"role": g.role, "site_id": g.site_id} for g in v.grants],
+                }
+                for v in views
+            ]
+        )
+
+
+# audit ----------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+@click.option(
+    "--witnessed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    multiple=True,
+    help="A checkpoint kept outside the database (e.g. fetched earlier from /v1/audit/checkpoint).",
+)
+def audit_verify(witnessed: tuple[Path, ...]) -> None:
+    """Recompute the whole log from the database and check every signed checkpoint."""
+    from cctv_gov.audit.verifier import verify_log
+
+    with _services() as services, services.db.transaction() as session:
+        report = verify_log(
+            session,
+            origin=services.keys.signer.name,
+            verifiers=services.keys.verifiers,
+            witnessed=[p.read_text() for p in witnessed],
+        )
+    _emit(
+        {
+            "ok": report.ok,
+            "events": report.events,
+            "checkpoints": report.checkpoints,
+            "witnessed": report.witnessed,
+            "unsequenced": report.unsequenced,
+            "tree_size": report.tree_size,
+            "root_hash": report.root_hash.hex(),
+            "seconds": round(report.seconds, 3),
+            "problems": report.problems,
+        }
+    )
+    if not report.ok:
+        sys.exit(1)
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Integrate queued events now and print the latest signed checkpoint."""
+    with _services() as services:
+        with services.db.transaction() as session:
+            services.sequencer.integrate_all(session)
+        with services.db.transaction() as session, _app_errors():
+            click.echo(services.audit.latest_checkpoint(session).note, nl=False)
+
+
+@audit.command("public-key")
+def audit_public_key() -> None:
+    """Print the verifier key (C2SP vkey) of the checkpoint signing key."""
+    with _services() as services:
+        click.echo(services.keys.signer.vkey)
+
+
+@contextmanager
+def _app_errors() -> Iterator[None]:
+    try:
+        yield
+    except AppError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+
+
+def _validation_text(exc: Any) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())

@@ -1,0 +1,1 @@
+"""People, NVR agents, their per-site roles and their API tokens."""

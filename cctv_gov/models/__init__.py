@@ -1,0 +1,18 @@
+"""Every table, one module each. Importing this package registers them all on ``Base.metadata``."""
+
+from cctv_gov.models.api_token import ApiToken
+from cctv_gov.models.audit import AuditCheckpoint, AuditEvent, AuditTreeNode
+from cctv_gov.models.base import Base
+from cctv_gov.models.principal import Principal, RoleGrant
+from cctv_gov.models.site import Site
+
+__all__ = [
+    "ApiToken",
+    "AuditCheckpoint",
+    "AuditEvent",
+    "AuditTreeNode",
+    "Base",
+    "Principal",
+    "RoleGrant",
+    "Site",
+]

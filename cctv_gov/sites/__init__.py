@@ -1,0 +1,1 @@
+"""Sites: the places with cameras; every grant, camera and segment belongs to one."""

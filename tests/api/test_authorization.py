@@ -1,0 +1,199 @@
+"""Every route declares who may call it, and the declared rules are what the service enforces.
+
+The policy is written out here by hand (EXPECTED): a rule changed in the code without changing this table fails.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from cctv_gov.api import iter_api_routes
+from cctv_gov.authz import RULE_ATTR, SYSTEM_ACTOR, Role, Rule, Scope
+from cctv_gov.container import Services
+from tests.conftest import World
+
+AT_A = ["general_manager@a", "operator@a", "auditor@a", "requester@a", "admin@a", "agent@a"]
+AT_B = ["general_manager@b", "operator@b", "auditor@b", "requester@b", "admin@b", "agent@b"]
+GLOBAL = ["admin@*", "auditor@*"]
+CALLERS = AT_A + AT_B + GLOBAL
+EVERYONE = set(CALLERS)
+ADMINS_OF_A = {"admin@a", "admin@*"}
+AUDIT_READERS_OF_A = {"auditor@a", "general_manager@a", "auditor@*"}
+
+
+def rule_of(route: APIRoute) -> Rule | None:
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        rule = getattr(dep.call, RULE_ATTR, None)
+        if rule is not None:
+            return rule  # type: ignore[no-any-return]
+        stack.extend(dep.dependencies)
+    return None
+
+
+def api_routes(client: TestClient) -> list[APIRoute]:
+    routes = list(iter_api_routes())
+    # A router left out of ROUTERS would escape this walk: the served OpenAPI document must list nothing more.
+    served = {
+        (m.upper(), path)
+        for path, ops in client.get("/openapi.json").json()["paths"].items()
+        for m in ops
+    }
+    walked = {(m, r.path) for r in routes for m in r.methods}
+    assert served <= walked, f"served routes missing from api.ROUTERS: {served - walked}"
+    return routes
+
+
+def test_every_route_declares_a_rule(client: TestClient) -> None:
+    missing = [f"{sorted(r.methods)} {r.path}" for r in api_routes(client) if rule_of(r) is None]
+    assert missing == [], f"routes without an explicit allow()/public() rule: {missing}"
+
+
+@dataclass
+class Call:
+    """How to call one route for one caller: a fresh target each time, so destructive calls do not interfere."""
+
+    allowed: set[str]
+    make: Callable[[Services, World], tuple[str, dict[str, Any] | None]]
+    public: bool = False
+
+
+def _fresh_person(services: Services, world: World) -> tuple[str, str, str]:
+    with services.db.transaction() as s:
+        view = services.identity.create_person(
+            s, SYSTEM_ACTOR, name="target", email=None, grants=[(Role.OPERATOR, uuid.UUID(world.site_a))]
+        )
+        token, _ = services.identity.issue_token(s, SYSTEM_ACTOR, view.principal.id, label="x", expires_in_days=1)
+        return str(view.principal.id), str(view.grants[0].id), str(token.id)
+
+
+def _event_at_a(services: Services, world: World) -> str:
+    from cctv_gov.audit.repository import AuditRepository
+
+    with services.db.transaction() as s:
+        events = AuditRepository().list_events(
+            s, site_ids=None, site_id=uuid.UUID(world.site_a), action=None, after_id=None, limit=1
+        )
+        return str(events[0].event_id)
+
+
+def _person_body(world: World) -> dict[str, Any]:
+    return {"name": "New Operator", "grants": [{"role": "operator", "site_id": world.site_a}]}
+
+
+EXPECTED: dict[tuple[str, str], Call] = {
+    ("GET", "/healthz"): Call(EVERYONE, lambda s, w: ("/healthz", None), public=True),
+    ("GET", "/readyz"): Call(EVERYONE, lambda s, w: ("/readyz", None), public=True),
+    ("GET", "/v1/audit/checkpoint"): Call(EVERYONE, lambda s, w: ("/v1/audit/checkpoint", None), public=True),
+    ("GET", "/v1/audit/public-keys"): Call(EVERYONE, lambda s, w: ("/v1/audit/public-keys", None), public=True),
+    ("POST", "/v1/sites"): Call(
+        {"admin@*"},
+        lambda s, w: ("/v1/sites", {"slug": f"s-{uuid.uuid4().hex[:8]}", "name": "N", "timezone": "UTC"}),
+    ),
+    ("GET", "/v1/sites"): Call(EVERYONE, lambda s, w: ("/v1/sites", None)),
+    ("GET", "/v1/sites/{site_id}"): Call(set(AT_A) | set(GLOBAL), lambda s, w: (f"/v1/sites/{w.site_a}", None)),
+    ("GET", "/v1/me"): Call(EVERYONE, lambda s, w: ("/v1/me", None)),
+    ("POST", "/v1/principals"): Call(ADMINS_OF_A, lambda s, w: ("/v1/principals", _person_body(w))),
+    ("GET", "/v1/principals"): Call({"admin@a", "admin@b", "admin@*"}, lambda s, w: ("/v1/principals", None)),
+    ("GET", "/v1/principals/{principal_id}"): Call(
+        ADMINS_OF_A, lambda s, w: (f"/v1/principals/{_fresh_person(s, w)[0]}", None)
+    ),
+    ("POST", "/v1/principals/{principal_id}/disable"): Call(
+        ADMINS_OF_A, lambda s, w: (f"/v1/principals/{_fresh_person(s, w)[0]}/disable", {})
+    ),
+    ("POST", "/v1/principals/{principal_id}/grants"): Call(
+        ADMINS_OF_A,
+        lambda s, w: (
+            f"/v1/principals/{_fresh_person(s, w)[0]}/grants",
+            {"role": "auditor", "site_id": w.site_a},
+        ),
+    ),
+    ("DELETE", "/v1/principals/{principal_id}/grants/{grant_id}"): Call(
+        ADMINS_OF_A,
+        lambda s, w: ("/v1/principals/{0}/grants/{1}".format(*_fresh_person(s, w)[:2]), None),
+    ),
+    ("POST", "/v1/principals/{principal_id}/tokens"): Call(
+        ADMINS_OF_A, lambda s, w: (f"/v1/principals/{_fresh_person(s, w)[0]}/tokens", {"label": "laptop"})
+    ),
+    ("GET", "/v1/principals/{principal_id}/tokens"): Call(
+        ADMINS_OF_A, lambda s, w: (f"/v1/principals/{_fresh_person(s, w)[0]}/tokens", None)
+    ),
+    ("DELETE", "/v1/tokens/{token_id}"): Call(
+        ADMINS_OF_A, lambda s, w: (f"/v1/tokens/{_fresh_person(s, w)[2]}", None)
+    ),
+    ("POST", "/v1/agents"): Call(ADMINS_OF_A, lambda s, w: ("/v1/agents", {"site_id": w.site_a, "name": "nvr"})),
+    ("GET", "/v1/audit/proofs/inclusion"): Call(
+        EVERYONE, lambda s, w: ("/v1/audit/proofs/inclusion?leaf_index=0", None)
+    ),
+    ("GET", "/v1/audit/proofs/consistency"): Call(
+        EVERYONE, lambda s, w: ("/v1/audit/proofs/consistency?first=1", None)
+    ),
+    ("GET", "/v1/audit/events"): Call(
+        AUDIT_READERS_OF_A, lambda s, w: (f"/v1/audit/events?site_id={w.site_a}", None)
+    ),
+    ("GET", "/v1/audit/events/{event_id}"): Call(
+        AUDIT_READERS_OF_A, lambda s, w: (f"/v1/audit/events/{_event_at_a(s, w)}", None)
+    ),
+}
+
+
+def test_policy_table_covers_every_route(client: TestClient) -> None:
+    declared = {(m, r.path) for r in api_routes(client) for m in r.methods if m != "HEAD"}
+    assert declared - set(EXPECTED) == set(), "a route has no row in the authorization policy table"
+    assert set(EXPECTED) - declared == set(), "the policy table names a route that does not exist"
+
+
+def test_declared_rules_are_explicit_about_public_routes(client: TestClient) -> None:
+    for route in api_routes(client):
+        rule = rule_of(route)
+        assert rule is not None
+        for method in route.methods - {"HEAD"}:
+            assert (rule.scope is Scope.PUBLIC) == EXPECTED[(method, route.path)].public, route.path
+
+
+def test_authorization_matrix(client: TestClient, services: Services, world: World) -> None:
+    with services.db.transaction() as s:
+        services.sequencer.integrate_all(s)
+    failures: list[str] = []
+    for (method, _path), call in sorted(EXPECTED.items()):
+        for caller in CALLERS:
+            url, body = call.make(services, world)
+            response = client.request(method, url, json=body, headers=world.auth(caller))
+            allowed = caller in call.allowed
+            if allowed and response.status_code in (401, 403):
+                failures.append(f"{caller} {method} {url}: expected allowed, got {response.status_code}")
+            if not allowed and response.status_code != 403:
+                failures.append(f"{caller} {method} {url}: expected 403, got {response.status_code}")
+            if response.status_code >= 400:
+                assert set(response.json()) == {"error"}, f"{method} {url}: error shape"
+        if not call.public:
+            url, body = call.make(services, world)
+            response = client.request(method, url, json=body)
+            if response.status_code != 401:
+                failures.append(f"no token {method} {url}: expected 401, got {response.status_code}")
+            assert response.json()["error"]["code"] == "missing_token"
+    assert failures == []
+
+
+@pytest.mark.parametrize("caller", ["operator@b", "general_manager@b", "requester@a"])
+def test_denied_access_is_audited(client: TestClient, services: Services, world: World, caller: str) -> None:
+    from sqlalchemy import select
+
+    from cctv_gov.models import AuditEvent
+
+    response = client.get(f"/v1/audit/events?site_id={world.site_a}", headers=world.auth(caller))
+    assert response.status_code == 403
+    with services.db.transaction() as s:
+        denied = s.scalars(select(AuditEvent).where(AuditEvent.action == "access:route:deny")).all()
+    assert len(denied) == 1
+    assert str(denied[0].actor_id) == world.principals[caller]
+    assert denied[0].outcome == "denied"
+    assert denied[0].target_id == "GET /v1/audit/events"
