@@ -5,7 +5,9 @@ Shape: ``{"error": {"code": str, "message": str, "details": any, "request_id": s
 
 from __future__ import annotations
 
+import json
 import logging
+import traceback
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,9 +44,8 @@ def error_body(code: str, message: str, details: Any = None, request_id: str | N
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    rid = current_request_id()
-    headers = {"X-Request-ID": rid} if rid else None
-    return JSONResponse(error_body(code, message, details, rid), status_code=status, headers=headers)
+    # The X-Request-ID header itself is added by RequestContextMiddleware to every response.
+    return JSONResponse(error_body(code, message, details, current_request_id()), status_code=status)
 
 
 class RequestContextMiddleware:
@@ -68,40 +69,45 @@ class RequestContextMiddleware:
                 await _send_json(send, 413, rid, f"request body larger than {self.max_body_bytes} bytes")
                 return
             received = 0
-            too_large = False
 
             async def limited_receive() -> Message:
-                nonlocal received, too_large
+                nonlocal received
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        too_large = True
-                        raise _BodyTooLarge
+                        raise BodyTooLarge(f"request body larger than {self.max_body_bytes} bytes")
                 return message
 
+            started = False
+
             async def send_with_id(message: Message) -> None:
+                nonlocal started
                 if message["type"] == "http.response.start":
+                    started = True
                     message.setdefault("headers", [])
                     message["headers"] = [*message["headers"], (b"x-request-id", rid.encode())]
                 await send(message)
 
             try:
                 await self.app(scope, limited_receive, send_with_id)
-            except _BodyTooLarge:
-                if too_large:
-                    await _send_json(send, 413, rid, f"request body larger than {self.max_body_bytes} bytes")
+            except Exception as exc:
+                # Only the type and the stack: an exception's text can carry data (a path, a value, a key).
+                log.error(
+                    "unhandled %s in request %s\n%s",
+                    type(exc).__name__, rid, "".join(traceback.format_tb(exc.__traceback__)),
+                )
+                if not started:
+                    await _send_json(send, 500, rid, "an internal error occurred; quote the request id")
         finally:
             request_id_var.reset(token)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` once a streamed body passes the limit; answered with 413."""
 
 
 async def _send_json(send: Send, status: int, rid: str, message: str) -> None:
-    import json
-
     body = json.dumps(error_body(_HTTP_CODES[status], message, None, rid)).encode()
     await send(
         {
@@ -136,13 +142,14 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return error_response(422, "invalid_input", "the request does not match the expected shape", details)
 
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return error_response(413, "body_too_large", str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, BodyTooLarge):  # FastAPI wraps errors raised while it parses the body
+            return error_response(413, "body_too_large", str(exc.__cause__))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # The exception's text may hold data; log only its type and the request id.
-        log.error("unhandled %s in request %s", type(exc).__name__, current_request_id(), exc_info=exc)
-        return error_response(500, "internal_error", "an internal error occurred; quote the request id")

@@ -21,7 +21,7 @@ from cctv_gov.kit.clock import FixedClock
 from cctv_gov.models import Base
 from cctv_gov.sites.schemas import SiteCreate
 
-pytest_plugins = ["tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.postgres", "tests.fixtures.s3"]
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -142,3 +142,21 @@ def world(services: Services) -> World:
             w.tokens[f"{role.value}@*"] = secret
             w.principals[f"{role.value}@*"] = str(view.principal.id)
     return w
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With CCTV_GOV_TEST_REQUIRE_TIERS (CI sets it), a tier that did not run fails the whole run."""
+    import os
+
+    from tests.fixtures.tiers import TIERS_RUN
+
+    required = os.environ.get("CCTV_GOV_TEST_REQUIRE_TIERS", "").split()
+    missing = []
+    for need in required:
+        name, _, value = need.partition("=")
+        ran = TIERS_RUN.get(name)
+        if ran is None or (value and ran != value):
+            missing.append(f"{need} (ran: {ran or 'no'})")
+    if missing:
+        print(f"\nrequired test tiers did not run: {', '.join(missing)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

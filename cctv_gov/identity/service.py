@@ -98,6 +98,7 @@ class IdentityService:
             AuditAction.PRINCIPAL_CREATE,
             target_type="principal",
             target_id=principal.id,
+            site_id=_one_site([site for _, site in grants]),
             details={"kind": "person"},
         )
         rows = [self._grant(session, actor, principal, role, site_id) for role, site_id in grants]
@@ -220,6 +221,7 @@ class IdentityService:
             AuditAction.TOKEN_ISSUE,
             target_type="token",
             target_id=token.id,
+            site_id=_one_site([g.site_id for g in view.grants]),
             details={"principal_id": str(principal_id)},
         )
         return token, secret
@@ -236,12 +238,14 @@ class IdentityService:
             self.get_principal(session, actor, token.principal_id, audit=False)
         if token.revoked_at is None:
             token.revoked_at = self.clock.now()
+            grants = self.repo.active_grants(session, token.principal_id)
             self.audit.record(
                 session,
                 actor,
                 AuditAction.TOKEN_REVOKE,
                 target_type="token",
                 target_id=token.id,
+                site_id=_one_site([g.site_id for g in grants]),
                 details={"principal_id": str(token.principal_id)},
             )
         return token
@@ -308,3 +312,9 @@ class IdentityService:
             raise Forbidden(
                 "that principal has grants outside the sites you administer", code="forbidden_site"
             )
+
+
+def _one_site(site_ids: Sequence[uuid.UUID | None]) -> uuid.UUID | None:
+    """The site an identity event belongs to, for per-site review: the principal's only site, if it has one."""
+    distinct = set(site_ids)
+    return next(iter(distinct)) if len(distinct) == 1 else None

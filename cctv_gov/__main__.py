@@ -1,0 +1,3 @@
+from cctv_gov.cli import main
+
+main()
