@@ -94,10 +94,14 @@ class Actor:
         wanted = list(roles)
         role = self.has_role(wanted, site_id)
         if role is None:
-            error = Forbidden("your roles do not allow this at that site", code="forbidden_site")
-            error.denial = Denial(self, site_id, tuple(sorted(r.value for r in wanted)))
-            raise error
+            raise self.denied("your roles do not allow this at that site", wanted, site_id)
         return role
+
+    def denied(self, message: str, needed: Iterable[Role], site_id: uuid.UUID | None) -> Forbidden:
+        """A 403 that is recorded in the audit log once the request has rolled back."""
+        error = Forbidden(message, code="forbidden_site")
+        error.denial = Denial(self, site_id, tuple(sorted(r.value for r in needed)))
+        return error
 
 
 SYSTEM_ACTOR = Actor(

@@ -15,17 +15,25 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from cctv_gov.authz import SYSTEM_ACTOR, Role
-from cctv_gov.config import ConfigurationError, get_settings
+from cctv_gov.config import ConfigurationError, Settings, get_settings
 from cctv_gov.container import Services, build_services
 from cctv_gov.errors import AppError
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        raise click.ClickException("invalid settings: " + _validation_text(exc)) from None
 
 
 @contextmanager
 def _services() -> Iterator[Services]:
     try:
-        services = build_services(get_settings())
+        services = build_services(_settings())
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -55,7 +63,7 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
     from cctv_gov.app import create_app
     from cctv_gov.migrate import upgrade
 
-    settings = get_settings()
+    settings = _settings()
     try:
         settings.check_production()
     except ConfigurationError as exc:
@@ -72,7 +80,7 @@ def migrate() -> None:
     """Bring the database schema up to date (Alembic)."""
     from cctv_gov.migrate import upgrade
 
-    settings = get_settings()
+    settings = _settings()
     upgrade(settings.database_url, data_dir=settings.data_dir if settings.is_sqlite else None)
     click.echo("database is up to date")
 
@@ -115,8 +123,6 @@ def _site_id(services: Services, session: Any, slug: str | None) -> uuid.UUID | 
 @click.option("--retention-days", type=int, default=31, show_default=True)
 def create_site(slug: str, name: str, tz: str, retention_days: int) -> None:
     """Create a site."""
-    from pydantic import ValidationError
-
     from cctv_gov.sites.schemas import SiteCreate, SiteOut
 
     try:

@@ -24,6 +24,9 @@ WELL_KNOWN_SECRETS = frozenset(
 )
 
 
+DEFAULT_ORIGIN = "cctv-gov.local/audit"
+
+
 class Mode(StrEnum):
     EMBEDDED = "embedded"
     PRODUCTION = "production"
@@ -61,7 +64,7 @@ class Settings(BaseSettings):
     """Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints."""
     signing_key: SecretStr | None = None
     """The same key given as a secret (PEM text or base64 of the 32-byte seed); wins over the file."""
-    audit_origin: str = "cctv-gov.local/audit"
+    audit_origin: str = DEFAULT_ORIGIN
     """Origin line of checkpoints and name of the signing key: unique per installation."""
     audit_previous_vkeys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Verifier keys of earlier signing keys, comma-separated: checkpoints they signed stay verifiable."""
@@ -137,6 +140,12 @@ class Settings(BaseSettings):
                 problems.append("CCTV_GOV_S3_ACCESS_KEY is empty or a well-known default")
             if self.s3_secret_key.get_secret_value() in WELL_KNOWN_SECRETS:
                 problems.append("CCTV_GOV_S3_SECRET_KEY is empty or a well-known default")
+        if self.is_sqlite:
+            problems.append("production needs PostgreSQL (several processes share one database), not SQLite")
+        if self.audit_origin == DEFAULT_ORIGIN:
+            problems.append(
+                "CCTV_GOV_AUDIT_ORIGIN must name this installation (checkpoints of two logs must differ)"
+            )
         password = _url_password(self.database_url)
         if password is not None and password in WELL_KNOWN_SECRETS:
             problems.append("the password in CCTV_GOV_DATABASE_URL is a well-known default")

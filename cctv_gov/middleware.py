@@ -91,11 +91,13 @@ class RequestContextMiddleware:
 
             try:
                 await self.app(scope, limited_receive, send_with_id)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the last line of defence: answer 500, never drop the request
                 # Only the type and the stack: an exception's text can carry data (a path, a value, a key).
                 log.error(
                     "unhandled %s in request %s\n%s",
-                    type(exc).__name__, rid, "".join(traceback.format_tb(exc.__traceback__)),
+                    type(exc).__name__,
+                    rid,
+                    "".join(traceback.format_tb(exc.__traceback__)),
                 )
                 if not started:
                     await _send_json(send, 500, rid, "an internal error occurred; quote the request id")
@@ -152,4 +154,3 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(413, "body_too_large", str(exc.__cause__))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
-

@@ -25,13 +25,21 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
 def run(runner: CliRunner, *args: str) -> dict:  # type: ignore[type-arg]
     result = runner.invoke(main, list(args), catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return json.loads(result.output) if result.output.lstrip().startswith(("{", "[")) else {"text": result.output}
+    return (
+        json.loads(result.output)
+        if result.output.lstrip().startswith(("{", "["))
+        else {"text": result.output}
+    )
 
 
 def test_bootstrap_an_installation_from_the_cli(cli_env: CliRunner) -> None:
-    site = run(cli_env, "admin", "create-site", "--slug", "gym-central", "--name", "Central", "--timezone", "UTC")
+    site = run(
+        cli_env, "admin", "create-site", "--slug", "gym-central", "--name", "Central", "--timezone", "UTC"
+    )
     assert site["retention_days"] == 31
-    admin = run(cli_env, "admin", "create-person", "--name", "Ana", "--grant", "admin", "--token-label", "laptop")
+    admin = run(
+        cli_env, "admin", "create-person", "--name", "Ana", "--grant", "admin", "--token-label", "laptop"
+    )
     assert admin["token"].startswith("cgv_")
     gm = run(cli_env, "admin", "create-person", "--name", "Gus", "--grant", "general_manager@gym-central")
     assert gm["grants"] == ["general_manager"]
@@ -48,10 +56,14 @@ def test_bootstrap_an_installation_from_the_cli(cli_env: CliRunner) -> None:
 
 
 def test_cli_refuses_bad_input_clearly(cli_env: CliRunner) -> None:
-    result = cli_env.invoke(main, ["admin", "create-site", "--slug", "Bad Slug", "--name", "x", "--timezone", "UTC"])
+    result = cli_env.invoke(
+        main, ["admin", "create-site", "--slug", "Bad Slug", "--name", "x", "--timezone", "UTC"]
+    )
     assert result.exit_code != 0
     assert "slug" in result.output
-    result = cli_env.invoke(main, ["admin", "create-person", "--name", "x", "--grant", "general_manager@nowhere"])
+    result = cli_env.invoke(
+        main, ["admin", "create-person", "--name", "x", "--grant", "general_manager@nowhere"]
+    )
     assert result.exit_code != 0
     assert "site_not_found" in result.output
     result = cli_env.invoke(main, ["admin", "create-person", "--name", "x", "--grant", "emperor"])
@@ -69,3 +81,17 @@ def test_verify_fails_with_exit_status_1_on_a_tampered_log(cli_env: CliRunner, t
     result = cli_env.invoke(main, ["audit", "verify"])
     assert result.exit_code == 1
     assert json.loads(result.output)["ok"] is False
+
+
+def test_bad_settings_are_reported_without_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CCTV_GOV_MODE", "production")
+    monkeypatch.delenv("CCTV_GOV_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, ["audit", "public-key"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "invalid settings" in result.output
+    assert "DATABASE_URL" in result.output
+    assert "Traceback" not in result.output

@@ -57,6 +57,7 @@ def production(tmp_path: Path, **overrides: object) -> Settings:
         "s3_access_key": "cctv-gov-service",
         "s3_secret_key": SecretStr("4f1c-long-random-secret"),
         "signing_key_file": key,
+        "audit_origin": "cctv.example.org/audit",
     }
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
@@ -76,6 +77,8 @@ def test_production_with_real_secrets_starts(tmp_path: Path) -> None:
         ({"s3_access_key": "minioadmin"}, "S3_ACCESS_KEY"),
         ({"s3_secret_key": SecretStr("")}, "S3_SECRET_KEY"),
         ({"database_url": "postgresql+psycopg://postgres:postgres@db/cctv"}, "DATABASE_URL"),
+        ({"database_url": "sqlite:///cctv.db"}, "not SQLite"),
+        ({"audit_origin": "cctv-gov.local/audit"}, "AUDIT_ORIGIN"),
     ],
 )
 def test_production_refuses_default_or_missing_secrets(

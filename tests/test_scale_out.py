@@ -30,7 +30,9 @@ def db_url(postgres_db_url: str) -> str:
 
 
 @pytest.fixture
-def two_services(tmp_path: Path, db_url: str, services: Services) -> Iterator[list[tuple[int, subprocess.Popen[bytes]]]]:
+def two_services(
+    tmp_path: Path, db_url: str, services: Services
+) -> Iterator[list[tuple[int, subprocess.Popen[bytes]]]]:
     # Both processes sign with the key the test's own services generated, so one verifier checks everything.
     key = services.settings.default_signing_key_path
     assert key.is_file()
@@ -49,7 +51,9 @@ def two_services(tmp_path: Path, db_url: str, services: Services) -> Iterator[li
         with (tmp_path / f"service{i}.log").open("wb") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "cctv_gov", "serve", "--no-migrate", "--port", str(port)],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         procs.append((port, proc))
     try:
@@ -76,7 +80,9 @@ def _hammer(ports: list[int], token: str, n: int) -> list[int]:
         with httpx.Client(timeout=30) as client:
             for i in range(k, n, 4):
                 port = ports[i % len(ports)]
-                r = client.get(f"http://127.0.0.1:{port}/v1/principals", headers={"Authorization": f"Bearer {token}"})
+                r = client.get(
+                    f"http://127.0.0.1:{port}/v1/principals", headers={"Authorization": f"Bearer {token}"}
+                )
                 with lock:
                     codes.append(r.status_code)
 

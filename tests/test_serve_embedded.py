@@ -20,7 +20,10 @@ def test_serve_on_the_embedded_default_answers_docs_health_and_readiness(tmp_pat
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cctv_gov", "serve", "--port", str(port)],
-            cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_healthy(port, proc)

@@ -19,7 +19,6 @@ from cctv_gov.kit import merkle
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.context import current_request_id
 from cctv_gov.kit.ids import new_id
-from cctv_gov.kit.signed_note import Checkpoint
 from cctv_gov.models import AuditCheckpoint, AuditEvent
 
 AUDIT_READERS = (Role.AUDITOR, Role.GENERAL_MANAGER)
@@ -197,12 +196,6 @@ class AuditLog:
             verify()
         except merkle.ProofError:
             raise ServiceUnavailable("stored tree failed self-check", code="audit_log_corrupt") from None
-
-
-def checkpoint_text_root(note: str) -> Checkpoint:
-    """The checkpoint inside a signed note (text up to the last blank line)."""
-    text = note[: note.rindex("\n\n") + 1]
-    return Checkpoint.parse(text)
 
 
 def b64(data: bytes) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from cctv_gov.audit.actions import AuditAction
 from cctv_gov.audit.service import AuditLog
 from cctv_gov.authz import Actor, Grant, Role, hash_token
-from cctv_gov.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from cctv_gov.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from cctv_gov.identity.repository import IdentityRepository
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.ids import new_id
@@ -295,7 +295,7 @@ class IdentityService:
     def _check_can_grant(self, session: Session, actor: Actor, role: Role, site_id: uuid.UUID | None) -> None:
         if site_id is None:
             if Role.ADMIN not in actor.global_roles():
-                raise Forbidden("only an install-wide admin grants install-wide roles", code="forbidden_site")
+                raise actor.denied("only an install-wide admin grants install-wide roles", [Role.ADMIN], None)
             return
         if self.sites.get(session, site_id) is None:
             raise NotFound("no such site", code="site_not_found")
@@ -309,8 +309,10 @@ class IdentityService:
             return
         sites = actor.sites_with([Role.ADMIN]) or set()
         if not grants or any(g.site_id is None or g.site_id not in sites for g in grants):
-            raise Forbidden(
-                "that principal has grants outside the sites you administer", code="forbidden_site"
+            raise actor.denied(
+                "that principal has grants outside the sites you administer",
+                [Role.ADMIN],
+                _one_site([g.site_id for g in grants]),
             )
 
 

@@ -43,9 +43,7 @@ def api_routes(client: TestClient) -> list[APIRoute]:
     routes = list(iter_api_routes())
     # A router left out of ROUTERS would escape this walk: the served OpenAPI document must list nothing more.
     served = {
-        (m.upper(), path)
-        for path, ops in client.get("/openapi.json").json()["paths"].items()
-        for m in ops
+        (m.upper(), path) for path, ops in client.get("/openapi.json").json()["paths"].items() for m in ops
     }
     walked = {(m, r.path) for r in routes for m in r.methods}
     assert served <= walked, f"served routes missing from api.ROUTERS: {served - walked}"
@@ -71,7 +69,9 @@ def _fresh_person(services: Services, world: World) -> tuple[str, str, str]:
         view = services.identity.create_person(
             s, SYSTEM_ACTOR, name="target", email=None, grants=[(Role.OPERATOR, uuid.UUID(world.site_a))]
         )
-        token, _ = services.identity.issue_token(s, SYSTEM_ACTOR, view.principal.id, label="x", expires_in_days=1)
+        token, _ = services.identity.issue_token(
+            s, SYSTEM_ACTOR, view.principal.id, label="x", expires_in_days=1
+        )
         return str(view.principal.id), str(view.grants[0].id), str(token.id)
 
 
@@ -93,13 +93,17 @@ EXPECTED: dict[tuple[str, str], Call] = {
     ("GET", "/healthz"): Call(EVERYONE, lambda s, w: ("/healthz", None), public=True),
     ("GET", "/readyz"): Call(EVERYONE, lambda s, w: ("/readyz", None), public=True),
     ("GET", "/v1/audit/checkpoint"): Call(EVERYONE, lambda s, w: ("/v1/audit/checkpoint", None), public=True),
-    ("GET", "/v1/audit/public-keys"): Call(EVERYONE, lambda s, w: ("/v1/audit/public-keys", None), public=True),
+    ("GET", "/v1/audit/public-keys"): Call(
+        EVERYONE, lambda s, w: ("/v1/audit/public-keys", None), public=True
+    ),
     ("POST", "/v1/sites"): Call(
         {"admin@*"},
         lambda s, w: ("/v1/sites", {"slug": f"s-{uuid.uuid4().hex[:8]}", "name": "N", "timezone": "UTC"}),
     ),
     ("GET", "/v1/sites"): Call(EVERYONE, lambda s, w: ("/v1/sites", None)),
-    ("GET", "/v1/sites/{site_id}"): Call(set(AT_A) | set(GLOBAL), lambda s, w: (f"/v1/sites/{w.site_a}", None)),
+    ("GET", "/v1/sites/{site_id}"): Call(
+        set(AT_A) | set(GLOBAL), lambda s, w: (f"/v1/sites/{w.site_a}", None)
+    ),
     ("GET", "/v1/me"): Call(EVERYONE, lambda s, w: ("/v1/me", None)),
     ("POST", "/v1/principals"): Call(ADMINS_OF_A, lambda s, w: ("/v1/principals", _person_body(w))),
     ("GET", "/v1/principals"): Call({"admin@a", "admin@b", "admin@*"}, lambda s, w: ("/v1/principals", None)),
@@ -118,7 +122,7 @@ EXPECTED: dict[tuple[str, str], Call] = {
     ),
     ("DELETE", "/v1/principals/{principal_id}/grants/{grant_id}"): Call(
         ADMINS_OF_A,
-        lambda s, w: ("/v1/principals/{0}/grants/{1}".format(*_fresh_person(s, w)[:2]), None),
+        lambda s, w: ("/v1/principals/{}/grants/{}".format(*_fresh_person(s, w)[:2]), None),
     ),
     ("POST", "/v1/principals/{principal_id}/tokens"): Call(
         ADMINS_OF_A, lambda s, w: (f"/v1/principals/{_fresh_person(s, w)[0]}/tokens", {"label": "laptop"})
@@ -129,7 +133,9 @@ EXPECTED: dict[tuple[str, str], Call] = {
     ("DELETE", "/v1/tokens/{token_id}"): Call(
         ADMINS_OF_A, lambda s, w: (f"/v1/tokens/{_fresh_person(s, w)[2]}", None)
     ),
-    ("POST", "/v1/agents"): Call(ADMINS_OF_A, lambda s, w: ("/v1/agents", {"site_id": w.site_a, "name": "nvr"})),
+    ("POST", "/v1/agents"): Call(
+        ADMINS_OF_A, lambda s, w: ("/v1/agents", {"site_id": w.site_a, "name": "nvr"})
+    ),
     ("GET", "/v1/audit/proofs/inclusion"): Call(
         EVERYONE, lambda s, w: ("/v1/audit/proofs/inclusion?leaf_index=0", None)
     ),

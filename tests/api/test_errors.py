@@ -41,20 +41,41 @@ SITE = {"slug": "gym-north", "name": "North", "timezone": "Pacific/Auckland"}
     [
         (b'{"slug": "gym-north", ', "application/json", 400, "malformed_json"),
         (b'{"slug": 5, "name": "N", "timezone": "UTC"}', "application/json", 422, "invalid_input"),
-        (b'{"slug": "gym-north", "name": "N", "timezone": "Mars/Olympus"}', "application/json", 422, "invalid_input"),
-        (b'{"slug": "gym-north", "name": "N", "timezone": "UTC", "retention_days": 45}', "application/json", 422,
-         "retention_too_long"),
-        (b'{"slug": "gym-north", "name": "N", "timezone": "UTC", "owner": "me"}', "application/json", 422,
-         "unknown_field"),
+        (
+            b'{"slug": "gym-north", "name": "N", "timezone": "Mars/Olympus"}',
+            "application/json",
+            422,
+            "invalid_input",
+        ),
+        (
+            b'{"slug": "gym-north", "name": "N", "timezone": "UTC", "retention_days": 45}',
+            "application/json",
+            422,
+            "retention_too_long",
+        ),
+        (
+            b'{"slug": "gym-north", "name": "N", "timezone": "UTC", "owner": "me"}',
+            "application/json",
+            422,
+            "unknown_field",
+        ),
         (b'{"slug": "../../etc", "name": "N", "timezone": "UTC"}', "application/json", 422, "invalid_input"),
         (b"[]", "application/json", 422, "invalid_input"),
     ],
 )
 def test_bad_bodies_are_refused_before_anything_is_written(
-    client: TestClient, services: Services, world: World, content: bytes, content_type: str, status: int, code: str
+    client: TestClient,
+    services: Services,
+    world: World,
+    content: bytes,
+    content_type: str,
+    status: int,
+    code: str,
 ) -> None:
     before = counts(services)
-    r = client.post("/v1/sites", content=content, headers={**world.auth("admin@*"), "Content-Type": content_type})
+    r = client.post(
+        "/v1/sites", content=content, headers={**world.auth("admin@*"), "Content-Type": content_type}
+    )
     assert_error(r, status, code)
     assert counts(services) == before
 
@@ -68,7 +89,9 @@ def test_validation_errors_say_where(client: TestClient, world: World) -> None:
 def test_oversized_bodies_are_refused(client: TestClient, services: Services, world: World) -> None:
     before = counts(services)
     big = b'{"slug": "gym-north", "name": "' + b"x" * 2_000_000 + b'", "timezone": "UTC"}'
-    r = client.post("/v1/sites", content=big, headers={**world.auth("admin@*"), "Content-Type": "application/json"})
+    r = client.post(
+        "/v1/sites", content=big, headers={**world.auth("admin@*"), "Content-Type": "application/json"}
+    )
     assert_error(r, 413, "body_too_large")
 
     def chunks() -> Any:  # no Content-Length: the limit is counted as the body streams in
@@ -77,7 +100,9 @@ def test_oversized_bodies_are_refused(client: TestClient, services: Services, wo
             yield b"y" * 65536
         yield b'", "timezone": "UTC"}'
 
-    r = client.post("/v1/sites", content=chunks(), headers={**world.auth("admin@*"), "Content-Type": "application/json"})
+    r = client.post(
+        "/v1/sites", content=chunks(), headers={**world.auth("admin@*"), "Content-Type": "application/json"}
+    )
     assert_error(r, 413, "body_too_large")
     assert counts(services) == before
 
@@ -92,7 +117,9 @@ def test_oversized_bodies_are_refused(client: TestClient, services: Services, wo
         ("Bearer cgv_" + "A" * 43, "invalid_token"),
     ],
 )
-def test_bad_tokens_get_401(client: TestClient, services: Services, world: World, header: str | None, code: str) -> None:
+def test_bad_tokens_get_401(
+    client: TestClient, services: Services, world: World, header: str | None, code: str
+) -> None:
     before = counts(services)
     headers = {} if header is None else {"Authorization": header}
     r = client.post("/v1/sites", json=SITE, headers=headers)
@@ -114,7 +141,9 @@ def test_revoked_and_expired_tokens_and_disabled_principals_are_refused(
 
     services.clock.advance(timedelta(days=31))  # type: ignore[attr-defined]  # world tokens last 30 days
     assert_error(client.get("/v1/me", headers=world.auth("auditor@a")), 401, "token_expired")
-    assert client.get("/v1/me", headers=world.auth("agent@a")).status_code == 200  # agent tokens do not expire
+    assert (
+        client.get("/v1/me", headers=world.auth("agent@a")).status_code == 200
+    )  # agent tokens do not expire
 
 
 def test_disabled_principal_is_refused(client: TestClient, world: World) -> None:
@@ -153,7 +182,9 @@ def test_request_ids_are_echoed_only_when_plain(client: TestClient) -> None:
     assert len(r.headers["x-request-id"]) == 32
 
 
-def test_internal_errors_use_the_shape_and_leak_nothing(client: TestClient, services: Services, world: World) -> None:
+def test_internal_errors_use_the_shape_and_leak_nothing(
+    client: TestClient, services: Services, world: World
+) -> None:
     services.db.engine.dispose()
     original = services.identity.repo.token_by_hash
 

@@ -39,7 +39,11 @@ def _record(services: Services, n: int) -> None:
     for i in range(n):
         with services.db.transaction() as s:
             services.audit.record(
-                s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="principal", target_id=uuid.uuid4(),
+                s,
+                SYSTEM_ACTOR,
+                AuditAction.PRINCIPAL_READ,
+                target_type="principal",
+                target_id=uuid.uuid4(),
                 purpose=f"writer {threading.get_ident()} #{i}",
             )
 

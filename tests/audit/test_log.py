@@ -16,7 +16,14 @@ from cctv_gov.authz import SYSTEM_ACTOR
 from cctv_gov.config import Settings
 from cctv_gov.container import Services, build_services
 from cctv_gov.kit import merkle
-from cctv_gov.kit.signed_note import Checkpoint, Signer, Verifier, generate_private_key_pem, load_private_key, verify_note
+from cctv_gov.kit.signed_note import (
+    Checkpoint,
+    Signer,
+    Verifier,
+    generate_private_key_pem,
+    load_private_key,
+    verify_note,
+)
 from tests.conftest import World
 
 
@@ -27,8 +34,14 @@ def populate(services: Services, n: int, *, batch: int = 7) -> None:
         with services.db.transaction() as s:
             for i in range(start, min(n, start + batch)):
                 services.audit.record(
-                    s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="principal", target_id=uuid.uuid4(),
-                    site_id=site, purpose=f"incident review {i}", details={"n": i},
+                    s,
+                    SYSTEM_ACTOR,
+                    AuditAction.PRINCIPAL_READ,
+                    target_type="principal",
+                    target_id=uuid.uuid4(),
+                    site_id=site,
+                    purpose=f"incident review {i}",
+                    details={"n": i},
                 )
         with services.db.transaction() as s:
             services.sequencer.integrate(s)
@@ -62,7 +75,11 @@ def test_events_are_sequenced_in_order_and_the_log_verifies(services: Services) 
 def test_leaves_carry_hashes_not_personal_data(services: Services) -> None:
     with services.db.transaction() as s:
         event = services.audit.record(
-            s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="principal", purpose="Jane Doe asked for it"
+            s,
+            SYSTEM_ACTOR,
+            AuditAction.PRINCIPAL_READ,
+            target_type="principal",
+            purpose="Jane Doe asked for it",
         )
     assert b"Jane" not in event.entry
     assert event.purpose == "Jane Doe asked for it"
@@ -94,7 +111,9 @@ def test_inclusion_and_consistency_proofs_from_the_api_verify(
     vkey = client.get("/v1/audit/public-keys").json()["current"]
     head = Checkpoint.parse(verify_note(note, [Verifier.from_vkey(vkey)]).text)
     with services.db.transaction() as s:
-        rows = s.execute(text("SELECT leaf_index, entry FROM audit_events WHERE leaf_index IS NOT NULL")).all()
+        rows = s.execute(
+            text("SELECT leaf_index, entry FROM audit_events WHERE leaf_index IS NOT NULL")
+        ).all()
     entries = {int(i): bytes(e) for i, e in rows}
     for index in (0, 5, head.size - 1):
         r = client.get(f"/v1/audit/proofs/inclusion?leaf_index={index}&tree_size={head.size}", headers=token)
@@ -110,7 +129,9 @@ def test_inclusion_and_consistency_proofs_from_the_api_verify(
     merkle.verify_consistency(old[0], head.size, proof, bytes(old[1]), head.root_hash)
 
 
-def test_proof_requests_outside_the_tree_are_refused(client: TestClient, services: Services, world: World) -> None:
+def test_proof_requests_outside_the_tree_are_refused(
+    client: TestClient, services: Services, world: World
+) -> None:
     populate(services, 5)
     with services.db.transaction() as s:
         size = services.audit.latest_checkpoint(s).tree_size
@@ -124,8 +145,12 @@ def test_proof_requests_outside_the_tree_are_refused(client: TestClient, service
 
 
 TAMPERS: dict[str, Callable[[Services], None]] = {
-    "edit a column": lambda sv: sql(sv, "UPDATE audit_events SET action = 'site:site:create' WHERE leaf_index = 11"),
-    "edit the purpose text": lambda sv: sql(sv, "UPDATE audit_events SET purpose = 'other' WHERE leaf_index = 3"),
+    "edit a column": lambda sv: sql(
+        sv, "UPDATE audit_events SET action = 'site:site:create' WHERE leaf_index = 11"
+    ),
+    "edit the purpose text": lambda sv: sql(
+        sv, "UPDATE audit_events SET purpose = 'other' WHERE leaf_index = 3"
+    ),
     "edit an entry": lambda sv: sql(
         sv, "UPDATE audit_events SET entry = :e WHERE leaf_index = 4", e=b'{"v":1,"forged":true}'
     ),
@@ -152,8 +177,12 @@ def _insert_copy(services: Services, *, leaf_index: int, shift: bool = True) -> 
     """Insert a new event row. With ``shift``, make room in the middle by moving later leaves up by one."""
     with services.db.engine.begin() as conn:
         if shift:
-            conn.execute(text("UPDATE audit_events SET leaf_index = leaf_index + 1000 WHERE leaf_index >= 10"))
-            conn.execute(text("UPDATE audit_events SET leaf_index = leaf_index - 999 WHERE leaf_index >= 1010"))
+            conn.execute(
+                text("UPDATE audit_events SET leaf_index = leaf_index + 1000 WHERE leaf_index >= 10")
+            )
+            conn.execute(
+                text("UPDATE audit_events SET leaf_index = leaf_index - 999 WHERE leaf_index >= 1010")
+            )
             leaf_index = 10
         conn.execute(
             text(
@@ -183,7 +212,9 @@ def test_direct_database_tampering_is_detected(services: Services, tamper: str) 
     assert not report.ok, f"'{tamper}' was not detected"
 
 
-def test_truncating_the_log_with_its_checkpoints_is_caught_by_a_witnessed_checkpoint(services: Services) -> None:
+def test_truncating_the_log_with_its_checkpoints_is_caught_by_a_witnessed_checkpoint(
+    services: Services,
+) -> None:
     populate(services, 30)
     with services.db.transaction() as s:
         kept = services.audit.latest_checkpoint(s).note  # e.g. published, or kept by an auditor
@@ -219,5 +250,8 @@ def test_sequencing_refuses_to_extend_a_tree_that_disagrees_with_its_checkpoint(
     sql(services, "UPDATE audit_tree_nodes SET hash = :h WHERE level = 3 AND idx = 0", h=b"\x01" * 32)
     with services.db.transaction() as s:
         services.audit.record(s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="principal")
-    with pytest.raises(RuntimeError, match="does not match the latest checkpoint"), services.db.transaction() as s:
+    with (
+        pytest.raises(RuntimeError, match="does not match the latest checkpoint"),
+        services.db.transaction() as s,
+    ):
         services.sequencer.integrate(s)

@@ -163,11 +163,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._json(200, service.me)
         elif route == "/v1/echo":
-            self._json(200, {
-                "method": self.command,
-                "content_type": self.headers.get("Content-Type"),
-                "body": json.loads(body) if body else None,
-            })
+            self._json(
+                200,
+                {
+                    "method": self.command,
+                    "content_type": self.headers.get("Content-Type"),
+                    "body": json.loads(body) if body else None,
+                },
+            )
         elif m := re.fullmatch(r"/status/(\d+)", route):
             status = int(m.group(1))
             extra = {"Retry-After": "7"} if status == 429 else {}

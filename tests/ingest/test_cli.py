@@ -18,14 +18,22 @@ def test_check_config_ok(agent_files: AgentFiles, capsys: pytest.CaptureFixture[
 
     out, err = capsys.readouterr()
     assert out.startswith(f"config OK: {path}\n")
-    for expected in ("https://cctv.example.org", "gym-central", "cam-entrance", "cam-floor", "JSON sidecar",
-                     str(agent_files.token_file)):
+    for expected in (
+        "https://cctv.example.org",
+        "gym-central",
+        "cam-entrance",
+        "cam-floor",
+        "JSON sidecar",
+        str(agent_files.token_file),
+    ):
         assert expected in out
     assert err == ""
     assert TOKEN not in out
 
 
-def test_check_config_lists_every_problem(agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_lists_every_problem(
+    agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     agent_files.data["agent"]["max_concurrent_uploads"] = 0
     agent_files.data["cameras"][1]["folder"] = "relative"
     agent_files.token_file.chmod(0o644)
@@ -46,7 +54,9 @@ def test_check_config_missing_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert "/nonexistent/cctv-ingest/agent.toml: file not found" in capsys.readouterr().err
 
 
-def test_check_config_warns_about_plain_http(agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_config_warns_about_plain_http(
+    agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
     agent_files.data["service"]["url"] = "http://nvr-gateway.lan"
     agent_files.data["service"]["allow_insecure_http"] = True
 

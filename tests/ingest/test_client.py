@@ -27,7 +27,9 @@ def call_error(client: ServiceClient, path: str) -> ServiceError:
 # -- what every call sends ------------------------------------------------------------------------------
 
 
-def test_whoami_sends_token_user_agent_and_request_id(client: ServiceClient, fake_service: FakeService) -> None:
+def test_whoami_sends_token_user_agent_and_request_id(
+    client: ServiceClient, fake_service: FakeService
+) -> None:
     assert client.whoami() == ME
 
     (seen,) = fake_service.requests
@@ -97,8 +99,19 @@ def test_service_error_carries_the_error_body(client: ServiceClient, fake_servic
 
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(400, False), (401, False), (403, False), (404, False), (409, False), (422, False),
-     (429, True), (500, True), (502, True), (503, True), (504, True)],
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (409, False),
+        (422, False),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+    ],
 )
 def test_retryable_is_5xx_and_429_only(client: ServiceClient, status: int, retryable: bool) -> None:
     error = call_error(client, f"/status/{status}")

@@ -45,7 +45,9 @@ def violations(source: str, package: list[str]) -> list[str]:
     found: list[str] = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names if _FORBIDDEN_NAME.match(a.name)]
+            found += [
+                f"line {node.lineno}: import {a.name}" for a in node.names if _FORBIDDEN_NAME.match(a.name)
+            ]
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             if node.level == 0:
@@ -60,7 +62,13 @@ def violations(source: str, package: list[str]) -> list[str]:
                 found.append(f"line {node.lineno}: string {node.value!r} names the service's package")
         elif isinstance(node, ast.Call):
             func = node.func
-            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            name = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else func.id
+                if isinstance(func, ast.Name)
+                else ""
+            )
             if name in _DYNAMIC_IMPORTERS:
                 first = node.args[0] if node.args else None
                 if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
@@ -71,8 +79,12 @@ def violations(source: str, package: list[str]) -> list[str]:
 def test_the_agent_has_sources_to_check() -> None:
     names = {path.relative_to(INGEST).as_posix() for path in agent_sources()}
 
-    assert {"cctv_ingest/__init__.py", "cctv_ingest/config.py", "cctv_ingest/client.py",
-            "cctv_ingest/cli.py"} <= names
+    assert {
+        "cctv_ingest/__init__.py",
+        "cctv_ingest/config.py",
+        "cctv_ingest/client.py",
+        "cctv_ingest/cli.py",
+    } <= names
 
 
 @pytest.mark.parametrize("path", list(agent_sources()), ids=lambda p: p.relative_to(INGEST).as_posix())
@@ -134,8 +146,10 @@ def test_runtime_dependencies_stay_within_the_allow_list() -> None:
     project = tomllib.loads((INGEST / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
     assert "dependencies" not in project.get("dynamic", [])
-    names = {re.split(r"[\s<>=!~;\[(@]", requirement, maxsplit=1)[0].lower()
-             for requirement in project["dependencies"]}
+    names = {
+        re.split(r"[\s<>=!~;\[(@]", requirement, maxsplit=1)[0].lower()
+        for requirement in project["dependencies"]
+    }
     assert names <= ALLOWED_RUNTIME_DEPENDENCIES
     # Extras are runtime dependencies by another name.
     assert not project.get("optional-dependencies")

@@ -253,14 +253,14 @@ def _translate(what: str) -> Iterator[None]:
         raise StorageError(f"{what}: {exc}") from exc
 
 
-def _exact_length(chunks: Iterator[bytes], length: int, key: str) -> Iterator[bytes]:
+def _exact_length(chunks: Iterator[bytes | bytearray], length: int, key: str) -> Iterator[bytes | bytearray]:
     """Pass the chunks through, refusing a source longer or shorter than ``length``.
 
     The last chunk is held back until the source is known to end there: once the store has ``length``
     bytes it completes the PUT, so a longer source must be refused before its last declared byte is sent.
     """
     sent = 0
-    pending: bytes | None = None
+    pending: bytes | bytearray | None = None
     for chunk in chunks:
         if sent + len(chunk) > length:
             raise IntegrityError(f"more than the declared {length} bytes for {key!r}")
@@ -431,10 +431,12 @@ class S3ObjectStore:
         finally:
             connection.close()
 
-    def _put_single(self, key: str, chunks: Iterator[bytes], length: int, content_md5: str | None) -> None:
+    def _put_single(
+        self, key: str, chunks: Iterator[bytes | bytearray], length: int, content_md5: str | None
+    ) -> None:
         digest = hashlib.md5(usedforsecurity=False)
 
-        def body() -> Iterator[bytes]:
+        def body() -> Iterator[bytes | bytearray]:
             for chunk in _exact_length(chunks, length, key):
                 digest.update(chunk)
                 yield chunk
@@ -469,7 +471,7 @@ class S3ObjectStore:
                 raise IntegrityError(f"got {len(part)} bytes for {key!r}, declared {length}")
             if expected_md5 is not None and whole.digest() != expected_md5:
                 raise IntegrityError(f"Content-MD5 does not match the bytes received for {key!r}")
-            self._put_single(key, iter((bytes(part),)), len(part), _b64_md5(part))
+            self._put_single(key, iter((part,)), len(part), _b64_md5(part))
             return
 
         upload_id = self._create_multipart(key)
