@@ -102,8 +102,10 @@ def _check_config(args: argparse.Namespace) -> int:
         source = "JSON sidecar" if camera.sidecar else f"pattern {camera.pattern}"
         print(f"    {camera.id}: {camera.folder} ({source})")
     if service.url.startswith("http://") and not _is_loopback_url(service.url):
-        print("warning: service.url uses plain http; the token and footage cross the network unencrypted",
-              file=sys.stderr)
+        print(
+            "warning: service.url uses plain http; the token and footage cross the network unencrypted",
+            file=sys.stderr,
+        )
     return EXIT_OK
 
 

@@ -180,13 +180,21 @@ class ServiceClient:
         except ServiceError as exc:
             logger.debug(
                 "%s %s failed after %.0f ms: %s (request %s%s)",
-                method, _path_only(path), (time.monotonic() - started) * 1000, exc.code, request_id,
+                method,
+                _path_only(path),
+                (time.monotonic() - started) * 1000,
+                exc.code,
+                request_id,
                 "" if exc.request_id == request_id else f", service request {exc.request_id}",
             )
             raise
         logger.debug(
             "%s %s -> %d in %.0f ms (request %s)",
-            method, _path_only(path), status, (time.monotonic() - started) * 1000, request_id,
+            method,
+            _path_only(path),
+            status,
+            (time.monotonic() - started) * 1000,
+            request_id,
         )
         if not raw.strip():
             return {}

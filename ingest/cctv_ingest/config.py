@@ -46,10 +46,19 @@ _REQUIRED_DIRECTIVES = ("Y", "m", "d", "H", "M")
 # Far from any boundary, every field distinct, so a pattern that mixes fields up cannot round-trip it.
 _SAMPLE_TIME = datetime(2031, 12, 29, 23, 58, 57, 123456)
 
-_SERVICE_KEYS = {"url": True, "token_file": True, "ca_file": False, "timeout_seconds": False,
-                 "allow_insecure_http": False}
-_AGENT_KEYS = {"site": True, "spool_path": True, "max_concurrent_uploads": False,
-               "delete_after_upload": False}
+_SERVICE_KEYS = {
+    "url": True,
+    "token_file": True,
+    "ca_file": False,
+    "timeout_seconds": False,
+    "allow_insecure_http": False,
+}
+_AGENT_KEYS = {
+    "site": True,
+    "spool_path": True,
+    "max_concurrent_uploads": False,
+    "delete_after_upload": False,
+}
 _CAMERA_KEYS = {"id": True, "folder": True, "pattern": False, "sidecar": False}
 _TOP_KEYS = {"service": True, "agent": True, "cameras": True}
 
@@ -313,7 +322,11 @@ class _Checker:
                 self.add("agent.spool_path", f"{spool_path} is a directory; give the spool file's path")
                 spool_path = None
             max_uploads = self.integer(
-                agent_raw, "agent", "max_concurrent_uploads", DEFAULT_MAX_CONCURRENT_UPLOADS, 1,
+                agent_raw,
+                "agent",
+                "max_concurrent_uploads",
+                DEFAULT_MAX_CONCURRENT_UPLOADS,
+                1,
                 MAX_CONCURRENT_UPLOADS,
             )
             delete_after = self.boolean(agent_raw, "agent", "delete_after_upload", False)
@@ -321,8 +334,12 @@ class _Checker:
         cameras = self.cameras(raw["cameras"]) if "cameras" in raw else None
 
         if (
-            service is None or site is None or spool_path is None or max_uploads is None
-            or delete_after is None or cameras is None
+            service is None
+            or site is None
+            or spool_path is None
+            or max_uploads is None
+            or delete_after is None
+            or cameras is None
         ):
             return None
         return AgentConfig(
@@ -371,7 +388,11 @@ class _Checker:
         timeout = self.timeout(raw)
 
         if (
-            url is None or token_file is None or token is None or not ca_ok or timeout is None
+            url is None
+            or token_file is None
+            or token is None
+            or not ca_ok
+            or timeout is None
             or allow_insecure is None
         ):
             return None
