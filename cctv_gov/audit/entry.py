@@ -30,34 +30,21 @@ def _id(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-def entry_fields(
-    *,
-    event_id: uuid.UUID,
-    occurred_at: datetime,
-    actor_id: uuid.UUID | None,
-    actor_kind: str,
-    actor_role: str | None,
-    action: str,
-    target_type: str,
-    target_id: str | None,
-    site_id: uuid.UUID | None,
-    purpose: str | None,
-    request_id: str | None,
-    outcome: str,
-    details: dict[str, Any],
-) -> dict[str, Any]:
+def entry_fields(row: Any) -> dict[str, Any]:
+    """The leaf entry of an audit event, read from its row (an ``AuditEvent`` or a result row with the same
+    column names). Recording and verifying both use this one function, so they cannot drift apart."""
     return {
         "v": ENTRY_VERSION,
-        "event_id": str(event_id),
-        "time": format_time(occurred_at),
-        "actor": {"id": _id(actor_id), "kind": actor_kind, "role": actor_role},
-        "action": action,
-        "target": {"type": target_type, "id": target_id},
-        "site_id": _id(site_id),
-        "purpose_sha256": purpose_hash(purpose),
-        "request_id": request_id,
-        "outcome": outcome,
-        "details": details,
+        "event_id": str(row.event_id),
+        "time": format_time(row.occurred_at),
+        "actor": {"id": _id(row.actor_id), "kind": row.actor_kind, "role": row.actor_role},
+        "action": row.action,
+        "target": {"type": row.target_type, "id": row.target_id},
+        "site_id": _id(row.site_id),
+        "purpose_sha256": purpose_hash(row.purpose),
+        "request_id": row.request_id,
+        "outcome": row.outcome,
+        "details": row.details,
     }
 
 

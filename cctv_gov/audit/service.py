@@ -51,47 +51,24 @@ class AuditLog:
         outcome: Outcome = Outcome.OK,
         details: dict[str, Any] | None = None,
     ) -> AuditEvent:
-        event_id = new_id()
-        occurred_at = self.clock.now()
-        target = None if target_id is None else str(target_id)
-        clean = check_details(dict(details or {}))
-        role = None if actor.acting_role is None else actor.acting_role.value
-        request_id = current_request_id()
-        entry = canonical(
-            entry_fields(
-                event_id=event_id,
-                occurred_at=occurred_at,
-                actor_id=actor.principal_id,
-                actor_kind=actor.kind,
-                actor_role=role,
-                action=action.value,
-                target_type=target_type,
-                target_id=target,
-                site_id=site_id,
-                purpose=purpose,
-                request_id=request_id,
-                outcome=outcome.value,
-                details=clean,
-            )
-        )
         event = AuditEvent(
-            event_id=event_id,
+            event_id=new_id(),
             leaf_index=None,
-            occurred_at=occurred_at,
+            occurred_at=self.clock.now(),
             actor_id=actor.principal_id,
             actor_kind=actor.kind,
-            actor_role=role,
+            actor_role=None if actor.acting_role is None else actor.acting_role.value,
             action=action.value,
             target_type=target_type,
-            target_id=target,
+            target_id=None if target_id is None else str(target_id),
             site_id=site_id,
             purpose=purpose,
-            request_id=request_id,
+            request_id=current_request_id(),
             outcome=outcome.value,
-            details=clean,
-            entry=entry,
-            leaf_hash=merkle.leaf_hash(entry),
+            details=check_details(dict(details or {})),
         )
+        event.entry = canonical(entry_fields(event))
+        event.leaf_hash = merkle.leaf_hash(event.entry)
         self.repo.add_event(session, event)
         return event
 

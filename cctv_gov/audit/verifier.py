@@ -18,11 +18,10 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cctv_gov.audit.entry import ENTRY_VERSION, format_time, purpose_hash
+from cctv_gov.audit.entry import entry_fields
 from cctv_gov.audit.repository import AuditRepository
 from cctv_gov.kit import merkle
 from cctv_gov.kit.signed_note import Checkpoint, NoteError, Verifier, verify_note
@@ -48,25 +47,6 @@ class VerifyReport:
     def problem(self, message: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(message)
-
-
-def _expected(row: Any) -> dict[str, Any]:
-    def sid(value: Any) -> str | None:
-        return None if value is None else str(value)
-
-    return {
-        "v": ENTRY_VERSION,
-        "event_id": str(row.event_id),
-        "time": format_time(row.occurred_at),
-        "actor": {"id": sid(row.actor_id), "kind": row.actor_kind, "role": row.actor_role},
-        "action": row.action,
-        "target": {"type": row.target_type, "id": row.target_id},
-        "site_id": sid(row.site_id),
-        "purpose_sha256": purpose_hash(row.purpose),
-        "request_id": row.request_id,
-        "outcome": row.outcome,
-        "details": row.details,
-    }
 
 
 def _open(note: str, origin: str, verifiers: Sequence[Verifier]) -> Checkpoint:
@@ -124,7 +104,7 @@ def verify_log(
             parsed_entry = loads(entry)
         except ValueError:
             parsed_entry = None
-        if parsed_entry != _expected(row):
+        if parsed_entry != entry_fields(row):
             report.problem(f"leaf {index}: columns differ from the signed entry (event {row.event_id})")
         compact.append(leaf)
         index += 1

@@ -90,33 +90,15 @@ class IdentityService:
         self._check_grant_set("person", grants)
         for role, site_id in grants:
             self._check_can_grant(session, actor, role, site_id)
-        principal = Principal(id=new_id(), kind="person", name=name, email=email, created_at=self.clock.now())
-        self.repo.add(session, principal)
-        self.audit.record(
-            session,
-            actor,
-            AuditAction.PRINCIPAL_CREATE,
-            target_type="principal",
-            target_id=principal.id,
-            site_id=_one_site([site for _, site in grants]),
-            details={"kind": "person"},
+        principal = self._new_principal(
+            session, actor, "person", name, email, _one_site([site for _, site in grants])
         )
         rows = [self._grant(session, actor, principal, role, site_id) for role, site_id in grants]
         return PrincipalView(principal, rows)
 
     def create_agent(self, session: Session, actor: Actor, *, site_id: uuid.UUID, name: str) -> PrincipalView:
         self._check_can_grant(session, actor, Role.AGENT, site_id)
-        principal = Principal(id=new_id(), kind="agent", name=name, email=None, created_at=self.clock.now())
-        self.repo.add(session, principal)
-        self.audit.record(
-            session,
-            actor,
-            AuditAction.PRINCIPAL_CREATE,
-            target_type="principal",
-            target_id=principal.id,
-            site_id=site_id,
-            details={"kind": "agent"},
-        )
+        principal = self._new_principal(session, actor, "agent", name, None, site_id)
         grant = self._grant(session, actor, principal, Role.AGENT, site_id)
         return PrincipalView(principal, [grant])
 
@@ -249,6 +231,28 @@ class IdentityService:
                 details={"principal_id": str(token.principal_id)},
             )
         return token
+
+    def _new_principal(
+        self,
+        session: Session,
+        actor: Actor,
+        kind: str,
+        name: str,
+        email: str | None,
+        site_id: uuid.UUID | None,
+    ) -> Principal:
+        principal = Principal(id=new_id(), kind=kind, name=name, email=email, created_at=self.clock.now())
+        self.repo.add(session, principal)
+        self.audit.record(
+            session,
+            actor,
+            AuditAction.PRINCIPAL_CREATE,
+            target_type="principal",
+            target_id=principal.id,
+            site_id=site_id,
+            details={"kind": kind},
+        )
+        return principal
 
     # Rules -----------------------------------------------------------------------------------------------
 
