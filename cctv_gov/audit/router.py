@@ -11,10 +11,17 @@ from sqlalchemy.orm import Session
 
 from cctv_gov.audit.actions import AuditAction
 from cctv_gov.audit.keys import AuditKeys
-from cctv_gov.audit.schemas import AuditEventOut, ConsistencyProofOut, InclusionProofOut, PublicKeys
+from cctv_gov.audit.schemas import (
+    AuditEventOut,
+    ConsistencyProofOut,
+    EventProofOut,
+    InclusionProofOut,
+    PublicKeys,
+)
 from cctv_gov.audit.service import AUDIT_READERS, AuditLog, b64
 from cctv_gov.authz import ALL_ROLES, Actor, Scope, allow, public
 from cctv_gov.db import get_session
+from cctv_gov.errors import Conflict
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 SessionDep = Depends(get_session, scope="function")
@@ -128,3 +135,37 @@ def get_event(
         site_id=event.site_id,
     )
     return AuditEventOut.of(event)
+
+
+@router.get(
+    "/events/{event_id}/proof",
+    response_model=EventProofOut,
+    summary="An event's leaf entry with its inclusion proof against a signed tree size (latest by default)",
+)
+def event_proof(
+    event_id: uuid.UUID,
+    request: Request,
+    tree_size: Annotated[int | None, Query(ge=1)] = None,
+    actor: Actor = READERS,
+    session: Session = SessionDep,
+) -> EventProofOut:
+    log = _log(request)
+    event = log.get_event(session, actor, event_id)
+    if event.leaf_index is None:
+        raise Conflict("the event is not in the log yet; retry in a moment", code="event_not_sequenced")
+    proof = log.inclusion_proof(session, event.leaf_index, tree_size)
+    log.record(
+        session,
+        actor,
+        AuditAction.AUDIT_READ,
+        target_type="audit_event",
+        target_id=event_id,
+        site_id=event.site_id,
+    )
+    return EventProofOut(
+        event=AuditEventOut.of(event),
+        leaf_index=event.leaf_index,
+        tree_size=proof.tree_size,
+        root_hash=b64(proof.root_hash),
+        hashes=[b64(h) for h in proof.hashes],
+    )

@@ -71,3 +71,7 @@ class AuditEventOut(Output):
             entry=event.entry.decode(),
             leaf_hash=base64.b64encode(event.leaf_hash).decode(),
         )
+
+
+class EventProofOut(InclusionProofOut):
+    event: AuditEventOut

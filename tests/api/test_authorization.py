@@ -148,6 +148,9 @@ EXPECTED: dict[tuple[str, str], Call] = {
     ("GET", "/v1/audit/events/{event_id}"): Call(
         AUDIT_READERS_OF_A, lambda s, w: (f"/v1/audit/events/{_event_at_a(s, w)}", None)
     ),
+    ("GET", "/v1/audit/events/{event_id}/proof"): Call(
+        AUDIT_READERS_OF_A, lambda s, w: (f"/v1/audit/events/{_event_at_a(s, w)}/proof", None)
+    ),
 }
 
 

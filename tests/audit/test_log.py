@@ -255,3 +255,31 @@ def test_sequencing_refuses_to_extend_a_tree_that_disagrees_with_its_checkpoint(
         services.db.transaction() as s,
     ):
         services.sequencer.integrate(s)
+
+
+def test_an_events_proof_verifies_against_the_signed_checkpoint(
+    client: TestClient, services: Services, world: World
+) -> None:
+    r = client.post(
+        "/v1/agents", json={"site_id": world.site_a, "name": "nvr-9"}, headers=world.auth("admin@a")
+    )
+    assert r.status_code == 201
+    events = client.get(
+        f"/v1/audit/events?site_id={world.site_a}&limit=1000", headers=world.auth("auditor@a")
+    )
+    event_id = events.json()[-1]["event_id"]
+    pending = client.get(f"/v1/audit/events/{event_id}/proof", headers=world.auth("auditor@a"))
+    assert (pending.status_code, pending.json()["error"]["code"]) == (409, "event_not_sequenced")
+    with services.db.transaction() as s:
+        services.sequencer.integrate_all(s)
+    body = client.get(f"/v1/audit/events/{event_id}/proof", headers=world.auth("auditor@a")).json()
+    vkey = client.get("/v1/audit/public-keys").json()["current"]
+    head = Checkpoint.parse(
+        verify_note(client.get("/v1/audit/checkpoint").text, [Verifier.from_vkey(vkey)]).text
+    )
+    assert body["tree_size"] == head.size
+    leaf = merkle.leaf_hash(body["event"]["entry"].encode())
+    proof = [base64.b64decode(h) for h in body["hashes"]]
+    merkle.verify_inclusion(leaf, body["leaf_index"], head.size, proof, head.root_hash)
+    other = client.get(f"/v1/audit/events/{event_id}/proof", headers=world.auth("auditor@b"))
+    assert other.status_code == 403
