@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from cctv_gov.audit.actions import AuditAction, Outcome
 from cctv_gov.audit.entry import canonical, check_details, entry_fields
-from cctv_gov.audit.repository import AuditRepository, Coord
+from cctv_gov.audit.repository import AuditRepository, Coord, EventValues
 from cctv_gov.authz import Actor, Role
 from cctv_gov.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from cctv_gov.kit import merkle
@@ -50,10 +50,9 @@ class AuditLog:
         purpose: str | None = None,
         outcome: Outcome = Outcome.OK,
         details: dict[str, Any] | None = None,
-    ) -> AuditEvent:
-        event = AuditEvent(
+    ) -> EventValues:
+        event = EventValues(
             event_id=new_id(),
-            leaf_index=None,
             occurred_at=self.clock.now(),
             actor_id=actor.principal_id,
             actor_kind=actor.kind,
