@@ -14,6 +14,7 @@ from typing import Any
 import rfc8785
 
 ENTRY_VERSION = 1
+MAX_SAFE_INTEGER = 2**53 - 1
 
 Scalar = str | int | bool | None
 
@@ -58,6 +59,6 @@ def check_details(details: dict[str, Any]) -> dict[str, Scalar]:
     for key, value in details.items():
         if not isinstance(key, str) or not (value is None or isinstance(value, str | int | bool)):
             raise ValueError(f"audit detail {key!r} must be a str, int, bool or None")
-        if isinstance(value, float):
-            raise ValueError(f"audit detail {key!r} must not be a float")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER:
+            raise ValueError(f"audit detail {key!r} is outside the I-JSON integer range (RFC 8785)")
     return details

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, func, insert, select, tuple_, update
+from sqlalchemy import Table, func, insert, select, text, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cctv_gov.models import AuditCheckpoint, AuditEvent, AuditTreeNode
@@ -130,6 +131,39 @@ class AuditRepository:
         )
         yield from session.execute(stmt)
 
+    def iter_leaves(self, session: Session, batch: int = 50_000) -> Iterator[tuple[int, bytes, bytes]]:
+        """(leaf_index, entry, leaf_hash) of every sequenced event in leaf order: only what the hash chain
+        needs, through the driver's own cursor (a server-side one on PostgreSQL) to skip per-row ORM work."""
+        sql = (
+            "SELECT leaf_index, entry, leaf_hash FROM audit_events"
+            " WHERE leaf_index IS NOT NULL ORDER BY leaf_index"
+        )
+        raw: Any = session.connection().connection.dbapi_connection
+        if session.get_bind().dialect.name == "postgresql":
+            cur = raw.cursor(name="cctv_gov_audit_leaves")  # server-side: rows arrive in batches
+            cur.itersize = batch
+        else:
+            cur = raw.cursor()
+        try:
+            cur.execute(sql)
+            while chunk := cur.fetchmany(batch):
+                yield from chunk
+        finally:
+            cur.close()
+
+    def supports_column_check(self, session: Session) -> bool:
+        return session.get_bind().dialect.name == "postgresql"
+
+    def column_mismatches(self, session: Session, limit: int) -> list[int] | None:
+        """Leaf indexes whose columns differ from their signed entry, compared inside PostgreSQL; None if the
+        comparison could not run (an entry that is not valid JSON: the caller then compares in Python)."""
+        try:
+            with session.begin_nested():
+                rows = session.execute(text(_COLUMN_CHECK_SQL), {"limit": limit})
+                return [int(r[0]) for r in rows]
+        except DBAPIError:
+            return None
+
     def get_event(self, session: Session, event_id: uuid.UUID) -> AuditEvent | None:
         return session.scalars(select(AuditEvent).where(AuditEvent.event_id == event_id)).first()
 
@@ -153,3 +187,30 @@ class AuditRepository:
         if after_id is not None:
             stmt = stmt.where(AuditEvent.id > after_id)
         return session.scalars(stmt).all()
+
+
+# Each column of an event against the field of its entry that ``entry.entry_fields`` writes. IS NOT TRUE also
+# catches a missing field (NULL). Kept beside entry_fields: a new field must be added to both.
+_COLUMN_CHECK_SQL = """
+SELECT leaf_index FROM (
+    SELECT *, convert_from(entry, 'UTF8')::jsonb AS e FROM audit_events WHERE leaf_index IS NOT NULL
+) AS x
+WHERE (
+    e->>'v' = '1'
+    AND e->>'event_id' = event_id::text
+    AND e->>'time' = to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+    AND (e->'actor'->>'id') IS NOT DISTINCT FROM actor_id::text
+    AND e->'actor'->>'kind' = actor_kind
+    AND (e->'actor'->>'role') IS NOT DISTINCT FROM actor_role
+    AND e->>'action' = action
+    AND e->'target'->>'type' = target_type
+    AND (e->'target'->>'id') IS NOT DISTINCT FROM target_id
+    AND (e->>'site_id') IS NOT DISTINCT FROM site_id::text
+    AND (e->>'purpose_sha256') IS NOT DISTINCT FROM encode(sha256(convert_to(purpose, 'UTF8')), 'hex')
+    AND (e->>'request_id') IS NOT DISTINCT FROM request_id
+    AND e->>'outcome' = outcome
+    AND e->'details' = details::jsonb
+) IS NOT TRUE
+ORDER BY leaf_index
+LIMIT :limit
+"""

@@ -160,6 +160,9 @@ TAMPERS: dict[str, Callable[[Services], None]] = {
         e=b'{"v":1,"forged":true}',
         h=merkle.leaf_hash(b'{"v":1,"forged":true}'),
     ),
+    "replace an entry with bytes that are not JSON": lambda sv: sql(
+        sv, "UPDATE audit_events SET entry = :e WHERE leaf_index = 6", e=b"\xff\xfe not json"
+    ),
     "delete a row": lambda sv: sql(sv, "DELETE FROM audit_events WHERE leaf_index = 7"),
     "insert a row": lambda sv: _insert_copy(sv, leaf_index=30),
     "insert a row after the head": lambda sv: _insert_copy(sv, leaf_index=30, shift=False),
@@ -283,3 +286,53 @@ def test_an_events_proof_verifies_against_the_signed_checkpoint(
     merkle.verify_inclusion(leaf, body["leaf_index"], head.size, proof, head.root_hash)
     other = client.get(f"/v1/audit/events/{event_id}/proof", headers=world.auth("auditor@b"))
     assert other.status_code == 403
+
+
+def test_every_kind_of_field_value_verifies_and_the_database_side_check_runs(services: Services) -> None:
+    from cctv_gov.audit.repository import AuditRepository
+    from cctv_gov.authz import Actor, Grant, Role
+
+    person = Actor(
+        principal_id=uuid.uuid4(),
+        kind="person",
+        name="x",
+        grants=(Grant(uuid.uuid4(), Role.OPERATOR, None),),
+        acting_role=Role.OPERATOR,
+    )
+    values: list[tuple[str | None, dict[str, object]]] = [
+        (None, {}),
+        ('Kia ora — café ☕ 🎥 \u2028 "quoted" \\ back', {"ok": True, "n": 0, "none": None}),
+        ("line\nbreak\ttab\x01control", {"big": 2**53 - 1, "neg": -7, "s": "ü"}),
+        ("", {"empty": ""}),
+    ]
+    with services.db.transaction() as s:
+        for purpose, details in values:
+            for actor in (SYSTEM_ACTOR, person):
+                services.audit.record(
+                    s,
+                    actor,
+                    AuditAction.PRINCIPAL_READ,
+                    target_type="principal",
+                    target_id="t-1",
+                    site_id=uuid.uuid4(),
+                    purpose=purpose,
+                    details=details,
+                )
+    with services.db.transaction() as s:
+        services.sequencer.integrate_all(s)
+    report = verify(services)
+    assert report.ok, report.problems
+    assert report.events == 8
+    repo = AuditRepository()
+    with services.db.transaction() as s:
+        if repo.supports_column_check(s):
+            assert repo.column_mismatches(s, 10) == [], (
+                "the in-database comparison must agree with the entries"
+            )
+
+
+def test_details_outside_canonical_json_are_refused(services: Services) -> None:
+    with services.db.transaction() as s:
+        for bad in ({"n": 2**53}, {"f": 1.5}, {"nested": {"a": 1}}):
+            with pytest.raises(ValueError, match="audit detail"):
+                services.audit.record(s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="x", details=bad)
