@@ -131,38 +131,40 @@ class AuditRepository:
         )
         yield from session.execute(stmt)
 
-    def iter_leaves(self, session: Session, batch: int = 50_000) -> Iterator[tuple[int, bytes, bytes]]:
-        """(leaf_index, entry, leaf_hash) of every sequenced event in leaf order: only what the hash chain
-        needs, through the driver's own cursor (a server-side one on PostgreSQL) to skip per-row ORM work."""
-        sql = (
-            "SELECT leaf_index, entry, leaf_hash FROM audit_events"
-            " WHERE leaf_index IS NOT NULL ORDER BY leaf_index"
-        )
-        raw: Any = session.connection().connection.dbapi_connection
-        if session.get_bind().dialect.name == "postgresql":
-            cur = raw.cursor(name="cctv_gov_audit_leaves")  # server-side: rows arrive in batches
-            cur.itersize = batch
-        else:
-            cur = raw.cursor()
-        try:
-            cur.execute(sql)
-            while chunk := cur.fetchmany(batch):
-                yield from chunk
-        finally:
-            cur.close()
-
-    def supports_column_check(self, session: Session) -> bool:
+    def supports_database_check(self, session: Session) -> bool:
         return session.get_bind().dialect.name == "postgresql"
 
-    def column_mismatches(self, session: Session, limit: int) -> list[int] | None:
-        """Leaf indexes whose columns differ from their signed entry, compared inside PostgreSQL; None if the
-        comparison could not run (an entry that is not valid JSON: the caller then compares in Python)."""
+    def begin_snapshot(self, session: Session) -> None:
+        """Make every later query of this transaction see one snapshot (call first in a fresh transaction)."""
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+
+    def entry_mismatches(self, session: Session, limit: int) -> list[tuple[int, bool, bool]] | None:
+        """(leaf_index, leaf hash ok, columns ok) of events whose stored leaf hash is not SHA-256(0x00 || entry)
+        or whose columns differ from their entry, checked inside PostgreSQL (in parallel where it can); None if
+        the check could not run (an entry that is not UTF-8 JSON: the caller then checks in Python)."""
         try:
             with session.begin_nested():
-                rows = session.execute(text(_COLUMN_CHECK_SQL), {"limit": limit})
-                return [int(r[0]) for r in rows]
+                for setting in _PARALLEL_SCAN:
+                    session.execute(text(setting))
+                rows = session.execute(text(_ENTRY_CHECK_SQL), {"limit": limit})
+                return [(int(r[0]), bool(r[1]), bool(r[2])) for r in rows]
         except DBAPIError:
             return None
+
+    def iter_leaf_hashes(self, session: Session, batch: int = 100_000) -> Iterator[tuple[int, bytes]]:
+        """(leaf_index, leaf_hash) in leaf order, for building the tree once the database has checked that
+        every leaf hash is the hash of its entry."""
+        raw: Any = session.connection().connection.dbapi_connection
+        cur = raw.cursor(name="cctv_gov_audit_leaf_hashes", binary=True)
+        cur.itersize = batch
+        try:
+            cur.execute(
+                "SELECT leaf_index, leaf_hash FROM audit_events WHERE leaf_index IS NOT NULL ORDER BY leaf_index"
+            )
+            yield from cur
+        finally:
+            cur.close()
 
     def get_event(self, session: Session, event_id: uuid.UUID) -> AuditEvent | None:
         return session.scalars(select(AuditEvent).where(AuditEvent.event_id == event_id)).first()
@@ -189,28 +191,44 @@ class AuditRepository:
         return session.scalars(stmt).all()
 
 
-# Each column of an event against the field of its entry that ``entry.entry_fields`` writes. IS NOT TRUE also
-# catches a missing field (NULL). Kept beside entry_fields: a new field must be added to both.
-_COLUMN_CHECK_SQL = """
-SELECT leaf_index FROM (
-    SELECT *, convert_from(entry, 'UTF8')::jsonb AS e FROM audit_events WHERE leaf_index IS NOT NULL
-) AS x
-WHERE (
-    e->>'v' = '1'
-    AND e->>'event_id' = event_id::text
-    AND e->>'time' = to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    AND (e->'actor'->>'id') IS NOT DISTINCT FROM actor_id::text
-    AND e->'actor'->>'kind' = actor_kind
-    AND (e->'actor'->>'role') IS NOT DISTINCT FROM actor_role
-    AND e->>'action' = action
-    AND e->'target'->>'type' = target_type
-    AND (e->'target'->>'id') IS NOT DISTINCT FROM target_id
-    AND (e->>'site_id') IS NOT DISTINCT FROM site_id::text
-    AND (e->>'purpose_sha256') IS NOT DISTINCT FROM encode(sha256(convert_to(purpose, 'UTF8')), 'hex')
-    AND (e->>'request_id') IS NOT DISTINCT FROM request_id
-    AND e->>'outcome' = outcome
-    AND e->'details' = details::jsonb
-) IS NOT TRUE
+# Let PostgreSQL split the check across its parallel workers even for a mid-sized table.
+_PARALLEL_SCAN = (
+    "SET LOCAL parallel_setup_cost = 0",
+    "SET LOCAL parallel_tuple_cost = 0",
+    "SET LOCAL min_parallel_table_scan_size = 0",
+)
+
+# Each entry parsed once (jsonb_to_record), its fields compared with the row's columns exactly as
+# ``entry.entry_fields`` writes them, and its leaf hash recomputed. Kept beside entry_fields: a new field must
+# be added to both. (Building the expected entry with jsonb_build_object instead was 60% slower.)
+_ENTRY_CHECK_SQL = """
+SELECT leaf_index, hash_ok, columns_ok FROM (
+    SELECT a.leaf_index,
+        a.leaf_hash = sha256('\\x00'::bytea || a.entry) AS hash_ok,
+        (
+            e.v = 1
+            AND e.event_id = a.event_id::text
+            AND e.time = to_char(a.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            AND (e.actor->>'id') IS NOT DISTINCT FROM a.actor_id::text
+            AND e.actor->>'kind' = a.actor_kind
+            AND (e.actor->>'role') IS NOT DISTINCT FROM a.actor_role
+            AND e.action = a.action
+            AND e.target->>'type' = a.target_type
+            AND (e.target->>'id') IS NOT DISTINCT FROM a.target_id
+            AND e.site_id IS NOT DISTINCT FROM a.site_id::text
+            AND e.purpose_sha256 IS NOT DISTINCT FROM encode(sha256(convert_to(a.purpose, 'UTF8')), 'hex')
+            AND e.request_id IS NOT DISTINCT FROM a.request_id
+            AND e.outcome = a.outcome
+            AND e.details = a.details::jsonb
+        ) AS columns_ok
+    FROM audit_events AS a
+    CROSS JOIN LATERAL jsonb_to_record(convert_from(a.entry, 'UTF8')::jsonb) AS e(
+        v int, event_id text, "time" text, actor jsonb, action text, target jsonb, site_id text,
+        purpose_sha256 text, request_id text, outcome text, details jsonb
+    )
+    WHERE a.leaf_index IS NOT NULL
+) AS checked
+WHERE hash_ok IS NOT TRUE OR columns_ok IS NOT TRUE
 ORDER BY leaf_index
 LIMIT :limit
 """

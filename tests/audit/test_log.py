@@ -325,8 +325,8 @@ def test_every_kind_of_field_value_verifies_and_the_database_side_check_runs(ser
     assert report.events == 8
     repo = AuditRepository()
     with services.db.transaction() as s:
-        if repo.supports_column_check(s):
-            assert repo.column_mismatches(s, 10) == [], (
+        if repo.supports_database_check(s):
+            assert repo.entry_mismatches(s, 10) == [], (
                 "the in-database comparison must agree with the entries"
             )
 
@@ -335,4 +335,6 @@ def test_details_outside_canonical_json_are_refused(services: Services) -> None:
     with services.db.transaction() as s:
         for bad in ({"n": 2**53}, {"f": 1.5}, {"nested": {"a": 1}}):
             with pytest.raises(ValueError, match="audit detail"):
-                services.audit.record(s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="x", details=bad)
+                services.audit.record(
+                    s, SYSTEM_ACTOR, AuditAction.PRINCIPAL_READ, target_type="x", details=bad
+                )
