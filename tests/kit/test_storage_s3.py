@@ -28,7 +28,8 @@ from cctv_gov.kit.storage import (
     StorageError,
 )
 from cctv_gov.kit.storage import s3 as s3_module
-from cctv_gov.kit.storage.s3 import _exact_length, _split_parts, presign_url, sign_headers
+from cctv_gov.kit.storage.s3 import _exact_length, _split_parts
+from cctv_gov.kit.storage.sigv4 import presign_url, sign_headers
 from tests.fixtures.radosgw import free_port
 from tests.fixtures.s3 import S3Server, incomplete_uploads, remove_bucket, require_enforcement
 from tests.kit.test_storage_local import generated, md5_b64, pattern
