@@ -105,15 +105,8 @@ def list_events(
     actor: Actor = READERS,
     session: Session = SessionDep,
 ) -> list[AuditEventOut]:
-    log = _log(request)
-    events = log.list_events(session, actor, site_id=site_id, action=action, after_id=after_id, limit=limit)
-    log.record(
-        session,
-        actor,
-        AuditAction.AUDIT_READ,
-        target_type="audit_events",
-        site_id=site_id,
-        details={"returned": len(events)},
+    events = _log(request).list_events(
+        session, actor, site_id=site_id, action=action, after_id=after_id, limit=limit
     )
     return [AuditEventOut.of(e) for e in events]
 
@@ -124,17 +117,7 @@ def list_events(
 def get_event(
     event_id: uuid.UUID, request: Request, actor: Actor = READERS, session: Session = SessionDep
 ) -> AuditEventOut:
-    log = _log(request)
-    event = log.get_event(session, actor, event_id)
-    log.record(
-        session,
-        actor,
-        AuditAction.AUDIT_READ,
-        target_type="audit_event",
-        target_id=event_id,
-        site_id=event.site_id,
-    )
-    return AuditEventOut.of(event)
+    return AuditEventOut.of(_log(request).get_event(session, actor, event_id))
 
 
 @router.get(
@@ -154,14 +137,6 @@ def event_proof(
     if event.leaf_index is None:
         raise Conflict("the event is not in the log yet; retry in a moment", code="event_not_sequenced")
     proof = log.inclusion_proof(session, event.leaf_index, tree_size)
-    log.record(
-        session,
-        actor,
-        AuditAction.AUDIT_READ,
-        target_type="audit_event",
-        target_id=event_id,
-        site_id=event.site_id,
-    )
     return EventProofOut(
         event=AuditEventOut.of(event),
         leaf_index=event.leaf_index,

@@ -80,10 +80,19 @@ class AuditLog:
         return head
 
     def get_event(self, session: Session, actor: Actor, event_id: uuid.UUID) -> AuditEvent:
+        """One event, for an auditor or general manager of its site. Reading the log is itself audited."""
         event = self.repo.get_event(session, event_id)
         if event is None:
             raise NotFound("no such audit event", code="audit_event_not_found")
         actor.require(AUDIT_READERS, event.site_id)
+        self.record(
+            session,
+            actor,
+            AuditAction.AUDIT_READ,
+            target_type="audit_event",
+            target_id=event_id,
+            site_id=event.site_id,
+        )
         return event
 
     def list_events(
@@ -99,7 +108,7 @@ class AuditLog:
         if site_id is not None:
             actor.require(AUDIT_READERS, site_id)
         visible = actor.sites_with(AUDIT_READERS)
-        return self.repo.list_events(
+        events = self.repo.list_events(
             session,
             site_ids=visible,
             site_id=site_id,
@@ -107,6 +116,15 @@ class AuditLog:
             after_id=after_id,
             limit=limit,
         )
+        self.record(
+            session,
+            actor,
+            AuditAction.AUDIT_READ,
+            target_type="audit_events",
+            site_id=site_id,
+            details={"returned": len(events)},
+        )
+        return events
 
     def _head_size(self, session: Session) -> int:
         head = self.repo.latest_checkpoint(session)
