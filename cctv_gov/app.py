@@ -14,7 +14,8 @@ from cctv_gov.api import mount_routers
 from cctv_gov.config import Settings, get_settings
 from cctv_gov.container import Services, build_services
 from cctv_gov.kit.clock import Clock
-from cctv_gov.middleware import RequestContextMiddleware, install_error_handlers
+from cctv_gov.middleware import RedactLinks, RequestContextMiddleware, install_error_handlers
+from cctv_gov.uploads.router import CONTENT_PATH
 
 log = logging.getLogger("cctv_gov")
 
@@ -63,6 +64,12 @@ def create_app(
         redoc_url=None,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        # Ciphertext is the plaintext plus 32 bytes of header and 16 per 64 KiB chunk.
+        large_bodies=(CONTENT_PATH, settings.max_segment_bytes + settings.max_segment_bytes // 4096 + 4096),
+    )
+    logging.getLogger("uvicorn.access").addFilter(RedactLinks())
     mount_routers(app)
     return app

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from cctv_gov.db import get_session
+from cctv_gov.db import get_database, get_session
 from cctv_gov.errors import Forbidden, InvalidInput
 
 
@@ -156,32 +156,59 @@ def _site_from_path(request: Request) -> uuid.UUID | None:
         raise InvalidInput("site_id is not a UUID", code="invalid_site_id") from None
 
 
-def allow(*roles: Role, scope: Scope = Scope.SITE) -> Any:
-    """Dependency that authenticates the caller and admits them only with one of ``roles`` in ``scope``."""
+def _rule(roles: tuple[Role, ...], scope: Scope) -> Rule:
     if not roles:
         raise ValueError("allow() needs at least one role; use public() for open routes")
-    rule = Rule(scope=scope, roles=frozenset(roles))
+    return Rule(scope=scope, roles=frozenset(roles))
+
+
+def _admit(request: Request, session: Session, rule: Rule) -> Actor:
+    authenticate: Authenticator = request.app.state.authenticate
+    actor = authenticate(session, request)
+    site_id = _site_from_path(request) if rule.scope is Scope.SITE else None
+    role = rule.admits(actor, site_id)
+    if role is None:
+        error = Forbidden(
+            f"this needs one of the roles {sorted(r.value for r in rule.roles)} ({rule.scope.value} scope)",
+            code="forbidden_role",
+        )
+        error.denial = Denial(actor, site_id, tuple(sorted(r.value for r in rule.roles)))
+        raise error
+    return Actor(
+        principal_id=actor.principal_id,
+        kind=actor.kind,
+        name=actor.name,
+        grants=actor.grants,
+        token_id=actor.token_id,
+        acting_role=role,
+    )
+
+
+def allow(*roles: Role, scope: Scope = Scope.SITE) -> Any:
+    """Dependency that authenticates the caller and admits them only with one of ``roles`` in ``scope``."""
+    rule = _rule(roles, scope)
 
     def dependency(request: Request, session: Session = Depends(get_session, scope="function")) -> Actor:
-        authenticate: Authenticator = request.app.state.authenticate
-        actor = authenticate(session, request)
-        site_id = _site_from_path(request) if scope is Scope.SITE else None
-        role = rule.admits(actor, site_id)
-        if role is None:
-            error = Forbidden(
-                f"this needs one of the roles {sorted(r.value for r in rule.roles)} ({scope.value} scope)",
-                code="forbidden_role",
-            )
-            error.denial = Denial(actor, site_id, tuple(sorted(r.value for r in rule.roles)))
-            raise error
-        return Actor(
-            principal_id=actor.principal_id,
-            kind=actor.kind,
-            name=actor.name,
-            grants=actor.grants,
-            token_id=actor.token_id,
-            acting_role=role,
-        )
+        return _admit(request, session, rule)
+
+    setattr(dependency, RULE_ATTR, rule)
+    return Depends(dependency)
+
+
+def allow_streaming(*roles: Role, scope: Scope = Scope.SITE) -> Any:
+    """Like ``allow``, for routes that stream a large body or response: the caller is admitted in a short
+    transaction of its own, so no database transaction stays open while the bytes flow."""
+    rule = _rule(roles, scope)
+
+    def dependency(request: Request) -> Actor:
+        try:
+            with get_database(request).transaction() as session:
+                return _admit(request, session, rule)
+        except Exception as exc:
+            hook = getattr(request.app.state, "after_rollback", None)
+            if hook is not None:
+                hook(request, exc)
+            raise
 
     setattr(dependency, RULE_ATTR, rule)
     return Depends(dependency)

@@ -73,8 +73,32 @@ class Settings(BaseSettings):
     """Install-wide ceiling on any site's retention period (the policy's 31 days)."""
 
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    """Largest JSON request body. Footage uploads to the local backend have their own limit below."""
     token_touch_seconds: int = Field(default=60, ge=0)
     """last_used_at of a token is written at most this often (a write per request would serialise)."""
+
+    key_dir: Path | None = None
+    """Directory of the site-day keys (default ``<data_dir>/daykeys``). Keep it off the database's disk and out
+    of long-lived backups: destroying a day's key there is what erases every copy of that day's footage."""
+    master_key: SecretStr | None = None
+    """Base64 of the 32-byte master key that seals every site-day key file (required in production)."""
+    master_key_file: Path | None = None
+    """The master key in a file (base64 text); generated on first start only in embedded mode."""
+
+    max_segment_seconds: int = Field(default=3600, ge=1, le=86_400)
+    """Longest segment the ingest accepts."""
+    max_segment_bytes: int = Field(default=8 * 1024**3, ge=1024)
+    """Largest segment file the ingest accepts (plaintext bytes)."""
+    clock_skew_seconds: int = Field(default=120, ge=0, le=3600)
+    """How far in the future a segment's times may lie (NVR clocks drift)."""
+    upload_ttl_seconds: int = Field(default=86_400, ge=60)
+    """A prepared upload must be completed within this time, else it expires and its slot is freed."""
+    presign_seconds: int = Field(default=900, ge=10, le=604_800)
+    """Lifetime of a presigned PUT URL."""
+    playback_seconds: int = Field(default=600, ge=10, le=86_400)
+    """Lifetime of a playback link."""
+    gap_tolerance_seconds: float = Field(default=2.0, ge=0)
+    """Breaks in coverage shorter than this are not reported as gaps."""
 
     jobs_enabled: bool = True
     sequencer_interval_seconds: float = Field(default=0.5, gt=0)
@@ -117,6 +141,14 @@ class Settings(BaseSettings):
         return self.storage_local_root
 
     @property
+    def day_key_dir(self) -> Path:
+        return self.key_dir or self.data_dir / "daykeys"
+
+    @property
+    def default_master_key_path(self) -> Path:
+        return self.data_dir / "keys" / "master.key"
+
+    @property
     def default_signing_key_path(self) -> Path:
         return self.data_dir / "keys" / "audit-signing-key.pem"
 
@@ -133,6 +165,12 @@ class Settings(BaseSettings):
             problems.append("CCTV_GOV_SIGNING_KEY is empty or a well-known default")
         if self.signing_key_file is not None and not self.signing_key_file.is_file():
             problems.append(f"CCTV_GOV_SIGNING_KEY_FILE does not exist: {self.signing_key_file}")
+        if self.master_key is None and self.master_key_file is None:
+            problems.append("CCTV_GOV_MASTER_KEY or CCTV_GOV_MASTER_KEY_FILE must be set (no generated key)")
+        if self.master_key is not None and self.master_key.get_secret_value().strip() in WELL_KNOWN_SECRETS:
+            problems.append("CCTV_GOV_MASTER_KEY is empty or a well-known default")
+        if self.master_key_file is not None and not self.master_key_file.is_file():
+            problems.append(f"CCTV_GOV_MASTER_KEY_FILE does not exist: {self.master_key_file}")
         if self.storage_backend is StorageBackend.S3:
             if not self.s3_endpoint:
                 problems.append("CCTV_GOV_S3_ENDPOINT is required with the s3 backend")

@@ -19,14 +19,22 @@ from cctv_gov.audit.sequencer import Sequencer
 from cctv_gov.audit.service import AuditLog
 from cctv_gov.audit.tasks import sequencer_job
 from cctv_gov.authz import Actor, Denial
+from cctv_gov.cameras.service import CameraService
 from cctv_gov.config import Settings, StorageBackend
 from cctv_gov.db import Database
 from cctv_gov.errors import Forbidden, Unauthenticated
+from cctv_gov.footage.keys import build_key_store, derive_secret, load_master_key
+from cctv_gov.footage.service import FootageService
 from cctv_gov.identity.service import IdentityService
 from cctv_gov.kit.clock import Clock, SystemClock
 from cctv_gov.kit.jobs import Job, JobRunner
+from cctv_gov.kit.keystore import KeyStore
 from cctv_gov.kit.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from cctv_gov.sites.service import SiteService
+from cctv_gov.uploads.service import UploadService
+from cctv_gov.uploads.tasks import cleanup_job
+
+CLEANUP_INTERVAL_SECONDS = 60.0
 
 log = logging.getLogger("cctv_gov")
 
@@ -42,9 +50,16 @@ class Services:
     sequencer: Sequencer
     identity: IdentityService
     sites: SiteService
+    key_store: KeyStore
+    cameras: CameraService
+    uploads: UploadService
+    footage: FootageService
 
     def jobs(self) -> list[Job]:
-        return [sequencer_job(self.sequencer, self.settings.sequencer_interval_seconds)]
+        return [
+            sequencer_job(self.sequencer, self.settings.sequencer_interval_seconds),
+            cleanup_job(self.uploads, CLEANUP_INTERVAL_SECONDS),
+        ]
 
     def job_runner(self) -> JobRunner:
         worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -109,15 +124,32 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = db or Database(settings.database_url)
     keys = load_audit_keys(settings)
+    master_key = load_master_key(settings)
+    key_store = build_key_store(settings, master_key)
+    storage = build_storage(settings)
     audit = AuditLog(clock)
+    sites = SiteService(clock, audit, max_retention_days=settings.max_retention_days)
+    cameras = CameraService(clock, audit)
     return Services(
         settings=settings,
         clock=clock,
         db=db,
-        storage=build_storage(settings),
+        storage=storage,
         keys=keys,
         audit=audit,
         sequencer=Sequencer(keys.signer, clock, batch_size=settings.audit_batch_size),
         identity=IdentityService(clock, audit, touch_seconds=settings.token_touch_seconds),
-        sites=SiteService(clock, audit, max_retention_days=settings.max_retention_days),
+        sites=sites,
+        key_store=key_store,
+        cameras=cameras,
+        uploads=UploadService(clock, audit, settings, storage, key_store, sites, cameras),
+        footage=FootageService(
+            clock,
+            audit,
+            settings,
+            storage,
+            key_store,
+            cameras,
+            link_secret=derive_secret(master_key, "playback links"),
+        ),
     )

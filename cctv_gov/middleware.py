@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import traceback
 from typing import Any
 
@@ -52,9 +53,18 @@ class RequestContextMiddleware:
     """Gives every request an id (the caller's ``X-Request-ID`` if it is plain, else a new one), echoes it, and
     refuses bodies larger than the limit before the route reads them (declared length or counted)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, large_bodies: tuple[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # (path regex, limit): the footage upload route takes bodies far larger than any JSON.
+        self._large = None if large_bodies is None else (re.compile(large_bodies[0]), large_bodies[1])
+
+    def _limit(self, path: str) -> int:
+        if self._large is not None and self._large[0].match(path):
+            return self._large[1]
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,10 +73,11 @@ class RequestContextMiddleware:
         headers = dict(scope.get("headers") or [])
         rid = accept_request_id(headers.get(b"x-request-id", b"").decode("latin-1") or None)
         token = request_id_var.set(rid)
+        limit = self._limit(scope.get("path", ""))
         try:
             declared = headers.get(b"content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-                await _send_json(send, 413, rid, f"request body larger than {self.max_body_bytes} bytes")
+            if declared is not None and (not declared.isdigit() or int(declared) > limit):
+                await _send_json(send, 413, rid, f"request body larger than {limit} bytes")
                 return
             received = 0
 
@@ -75,8 +86,8 @@ class RequestContextMiddleware:
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise BodyTooLarge(f"request body larger than {self.max_body_bytes} bytes")
+                    if received > limit:
+                        raise BodyTooLarge(f"request body larger than {limit} bytes")
                 return message
 
             started = False
@@ -154,3 +165,18 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(413, "body_too_large", str(exc.__cause__))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+
+_PLAYBACK_LINK = re.compile(r"/v1/playback/[^\s?\"]+")
+
+
+class RedactLinks(logging.Filter):
+    """Access logs must not carry playback links: each is a credential while it lives."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _PLAYBACK_LINK.sub("/v1/playback/<redacted>", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True

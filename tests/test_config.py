@@ -57,6 +57,7 @@ def production(tmp_path: Path, **overrides: object) -> Settings:
         "s3_access_key": "cctv-gov-service",
         "s3_secret_key": SecretStr("4f1c-long-random-secret"),
         "signing_key_file": key,
+        "master_key": SecretStr("q0m3Zk1r0GdGq1n6a6m0YV3a6yq2bq7mZ2k0Qm3x9pU="),
         "audit_origin": "cctv.example.org/audit",
     }
     base.update(overrides)
@@ -79,6 +80,9 @@ def test_production_with_real_secrets_starts(tmp_path: Path) -> None:
         ({"database_url": "postgresql+psycopg://postgres:postgres@db/cctv"}, "DATABASE_URL"),
         ({"database_url": "sqlite:///cctv.db"}, "not SQLite"),
         ({"audit_origin": "cctv-gov.local/audit"}, "AUDIT_ORIGIN"),
+        ({"master_key": None}, "MASTER_KEY"),
+        ({"master_key": SecretStr("changeme")}, "MASTER_KEY is empty or a well-known"),
+        ({"master_key": None, "master_key_file": Path("/nonexistent/master.key")}, "does not exist"),
     ],
 )
 def test_production_refuses_default_or_missing_secrets(

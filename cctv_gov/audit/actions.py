@@ -8,6 +8,14 @@ from enum import StrEnum
 
 class AuditAction(StrEnum):
     SITE_CREATE = "site:site:create"
+    SITE_UPDATE = "site:site:update"
+    CAMERA_CREATE = "camera:camera:create"
+    CAMERA_UPDATE = "camera:camera:update"
+    SEGMENT_REGISTER = "footage:segment:register"
+    UPLOAD_QUARANTINE = "footage:upload:quarantine"
+    SEGMENT_LIST = "footage:segment:list"
+    COVERAGE_READ = "footage:coverage:read"
+    SEGMENT_PLAY = "footage:segment:play"
     PRINCIPAL_CREATE = "identity:principal:create"
     PRINCIPAL_DISABLE = "identity:principal:disable"
     PRINCIPAL_READ = "identity:principal:read"

@@ -46,6 +46,11 @@ class AuditRepository:
     def add_event(self, session: Session, event: EventValues) -> None:
         session.execute(insert(_EVENTS), {f.name: getattr(event, f.name) for f in fields(EventValues)})
 
+    def add_events(self, session: Session, events: Sequence[EventValues]) -> None:
+        if events:
+            names = [f.name for f in fields(EventValues)]
+            session.execute(insert(_EVENTS), [{n: getattr(e, n) for n in names} for e in events])
+
     def unsequenced(self, session: Session, limit: int) -> list[tuple[int, bytes]]:
         stmt = (
             select(AuditEvent.id, AuditEvent.leaf_hash)

@@ -51,6 +51,35 @@ class AuditLog:
         outcome: Outcome = Outcome.OK,
         details: dict[str, Any] | None = None,
     ) -> EventValues:
+        event = self.event(
+            actor,
+            action,
+            target_type=target_type,
+            target_id=target_id,
+            site_id=site_id,
+            purpose=purpose,
+            outcome=outcome,
+            details=details,
+        )
+        self.repo.add_event(session, event)
+        return event
+
+    def record_many(self, session: Session, events: Sequence[EventValues]) -> None:
+        """Append events built with ``event()`` in one statement (a batch of registrations)."""
+        self.repo.add_events(session, events)
+
+    def event(
+        self,
+        actor: Actor,
+        action: AuditAction,
+        *,
+        target_type: str,
+        target_id: str | uuid.UUID | None = None,
+        site_id: uuid.UUID | None = None,
+        purpose: str | None = None,
+        outcome: Outcome = Outcome.OK,
+        details: dict[str, Any] | None = None,
+    ) -> EventValues:
         event = EventValues(
             event_id=new_id(),
             occurred_at=self.clock.now(),
@@ -68,7 +97,6 @@ class AuditLog:
         )
         event.entry = canonical(entry_fields(event))
         event.leaf_hash = merkle.leaf_hash(event.entry)
-        self.repo.add_event(session, event)
         return event
 
     # Reading -----------------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from cctv_gov.models.api_token import ApiToken
 from cctv_gov.models.audit import AuditCheckpoint, AuditEvent, AuditTreeNode
 from cctv_gov.models.base import Base
+from cctv_gov.models.camera import Camera
 from cctv_gov.models.principal import Principal, RoleGrant
+from cctv_gov.models.segment import Segment, SegmentState
 from cctv_gov.models.site import Site
 
 __all__ = [
@@ -12,7 +14,10 @@ __all__ = [
     "AuditEvent",
     "AuditTreeNode",
     "Base",
+    "Camera",
     "Principal",
     "RoleGrant",
+    "Segment",
+    "SegmentState",
     "Site",
 ]

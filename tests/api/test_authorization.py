@@ -18,6 +18,7 @@ from cctv_gov.api import iter_api_routes
 from cctv_gov.authz import RULE_ATTR, SYSTEM_ACTOR, Role, Rule, Scope
 from cctv_gov.container import Services
 from tests.conftest import World
+from tests.fixtures import footage
 
 AT_A = ["general_manager@a", "operator@a", "auditor@a", "requester@a", "admin@a", "agent@a"]
 AT_B = ["general_manager@b", "operator@b", "auditor@b", "requester@b", "admin@b", "agent@b"]
@@ -85,6 +86,68 @@ def _event_at_a(services: Services, world: World) -> str:
         return str(events[0].event_id)
 
 
+def _camera(services: Services, world: World) -> str:
+    return str(footage.add_camera(services, world.site_a).id)
+
+
+def _prepare_body(services: Services, world: World) -> dict[str, Any]:
+    cam = footage.add_camera(services, world.site_a)
+    start, end = footage.next_slot(services.clock.now())
+    return footage.prepare_body(cam.key, b"footage", start, end)
+
+
+def _upload(services: Services, world: World) -> str:
+    cam = footage.add_camera(services, world.site_a)
+    start, end = footage.next_slot(services.clock.now())
+    prepared = footage.prepare(services, world.site_a, cam.key, b"footage", start, end)
+    return str(prepared.segment.upload_id)
+
+
+def _targeted_upload(services: Services, world: World) -> str:
+    cam = footage.add_camera(services, world.site_a)
+    start, end = footage.next_slot(services.clock.now())
+    prepared = footage.prepare(services, world.site_a, cam.key, b"footage", start, end)
+    with services.db.transaction() as s:
+        services.uploads.target(
+            s, prepared.segment.site_id, prepared.segment.upload_id, footage.md5_b64(b"x")
+        )
+    return str(prepared.segment.upload_id)
+
+
+def _segment(services: Services, world: World) -> str:
+    cam = footage.add_camera(services, world.site_a)
+    start, end = footage.next_slot(services.clock.now())
+    return str(footage.register(services, world.site_a, cam.key, b"footage", start, end).id)
+
+
+def _playback_url(services: Services, world: World) -> str:
+    from cctv_gov.authz import Actor, Grant
+
+    cam = footage.add_camera(services, world.site_a)
+    start, end = footage.next_slot(services.clock.now())
+    seg = footage.register(services, world.site_a, cam.key, b"footage", start, end)
+    operator = Actor(uuid.uuid4(), "person", "op", (Grant(uuid.uuid4(), Role.OPERATOR, seg.site_id),))
+    with services.db.transaction() as s:
+        url, _, _ = services.footage.playback_link(
+            s, operator, seg.site_id, seg.id, "checking the matrix works"
+        )
+    return url
+
+
+CAMERA_READERS_OF_A = {
+    "general_manager@a",
+    "operator@a",
+    "auditor@a",
+    "admin@a",
+    "agent@a",
+    "admin@*",
+    "auditor@*",
+}
+FINDERS_OF_A = {"general_manager@a", "operator@a", "auditor@a", "auditor@*"}
+VIEWERS_OF_A = {"general_manager@a", "operator@a"}
+CAMERA_BODY = {"name": "N", "location": "L", "purpose": "Safety of members and staff", "key": "k"}
+
+
 def _person_body(world: World) -> dict[str, Any]:
     return {"name": "New Operator", "grants": [{"role": "operator", "site_id": world.site_a}]}
 
@@ -105,6 +168,59 @@ EXPECTED: dict[tuple[str, str], Call] = {
         set(AT_A) | set(GLOBAL), lambda s, w: (f"/v1/sites/{w.site_a}", None)
     ),
     ("GET", "/v1/me"): Call(EVERYONE, lambda s, w: ("/v1/me", None)),
+    ("POST", "/v1/sites/{site_id}/cameras"): Call(
+        {"general_manager@a", "admin@a", "admin@*"},
+        lambda s, w: (f"/v1/sites/{w.site_a}/cameras", {**CAMERA_BODY, "key": f"c-{uuid.uuid4().hex[:8]}"}),
+    ),
+    ("GET", "/v1/sites/{site_id}/cameras"): Call(
+        CAMERA_READERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/cameras", None)
+    ),
+    ("GET", "/v1/sites/{site_id}/cameras/{camera_id}"): Call(
+        CAMERA_READERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/cameras/{_camera(s, w)}", None)
+    ),
+    ("PATCH", "/v1/sites/{site_id}/cameras/{camera_id}"): Call(
+        {"general_manager@a", "admin@a", "admin@*"},
+        lambda s, w: (f"/v1/sites/{w.site_a}/cameras/{_camera(s, w)}", {"enabled": False}),
+    ),
+    ("GET", "/v1/sites/{site_id}/cameras/{camera_id}/coverage"): Call(
+        FINDERS_OF_A,
+        lambda s, w: (
+            f"/v1/sites/{w.site_a}/cameras/{_camera(s, w)}/coverage"
+            "?start=2026-10-31T00:00:00Z&end=2026-11-01T00:00:00Z",
+            None,
+        ),
+    ),
+    ("POST", "/v1/sites/{site_id}/uploads"): Call(
+        {"agent@a"}, lambda s, w: (f"/v1/sites/{w.site_a}/uploads", _prepare_body(s, w))
+    ),
+    ("POST", "/v1/sites/{site_id}/uploads/batch-complete"): Call(
+        {"agent@a"},
+        lambda s, w: (f"/v1/sites/{w.site_a}/uploads/batch-complete", {"upload_ids": [_upload(s, w)]}),
+    ),
+    ("POST", "/v1/sites/{site_id}/uploads/{upload_id}/target"): Call(
+        {"agent@a"},
+        lambda s, w: (
+            f"/v1/sites/{w.site_a}/uploads/{_upload(s, w)}/target",
+            {"content_md5": footage.md5_b64(b"x")},
+        ),
+    ),
+    ("PUT", "/v1/sites/{site_id}/uploads/{upload_id}/content"): Call(
+        {"agent@a"}, lambda s, w: (f"/v1/sites/{w.site_a}/uploads/{_targeted_upload(s, w)}/content", None)
+    ),
+    ("POST", "/v1/sites/{site_id}/uploads/{upload_id}/complete"): Call(
+        {"agent@a"}, lambda s, w: (f"/v1/sites/{w.site_a}/uploads/{_upload(s, w)}/complete", None)
+    ),
+    ("GET", "/v1/sites/{site_id}/segments"): Call(
+        FINDERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/segments", None)
+    ),
+    ("POST", "/v1/sites/{site_id}/segments/{segment_id}/playback"): Call(
+        VIEWERS_OF_A,
+        lambda s, w: (
+            f"/v1/sites/{w.site_a}/segments/{_segment(s, w)}/playback",
+            {"purpose": "Incident 7: checking the front desk"},
+        ),
+    ),
+    ("GET", "/v1/playback/{ticket}"): Call(EVERYONE, lambda s, w: (_playback_url(s, w), None), public=True),
     ("POST", "/v1/principals"): Call(ADMINS_OF_A, lambda s, w: ("/v1/principals", _person_body(w))),
     ("GET", "/v1/principals"): Call({"admin@a", "admin@b", "admin@*"}, lambda s, w: ("/v1/principals", None)),
     ("GET", "/v1/principals/{principal_id}"): Call(

@@ -69,7 +69,7 @@ class ObjectStore(Protocol):
         """
         ...
 
-    def open(self, key: str, *, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+    def open(self, key: str, *, offset: int = 0, length: int | None = None) -> ObjectReader:
         """Stream the object (or ``length`` bytes from ``offset``) in chunks of at most CHUNK_SIZE.
 
         ObjectNotFound is raised by the call itself, not on the first iteration. The returned iterator has

@@ -1,0 +1,1 @@
+"""Cameras: each belongs to one site, has a stable key, a location and the purpose the policy requires."""

@@ -1,0 +1,2 @@
+"""Uploads: how an agent gets a segment into storage — prepare, target, PUT, complete — verified before it
+is registered."""
