@@ -121,4 +121,4 @@ class SegmentRepository:
             )
             .order_by(Segment.start_at)
         )
-        return [(s, e) for s, e in session.execute(stmt).tuples()]
+        return [(row[0], row[1]) for row in session.execute(stmt)]
