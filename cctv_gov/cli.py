@@ -134,6 +134,74 @@ def create_site(slug: str, name: str, tz: str, retention_days: int) -> None:
         _emit(SiteOut.model_validate(site).model_dump(mode="json"))
 
 
+@admin.command("create-camera")
+@click.option("--site", "site_slug", required=True)
+@click.option("--key", required=True, help="Stable name the NVR and agent use, e.g. cam-01")
+@click.option("--name", required=True)
+@click.option("--location", required=True)
+@click.option("--purpose", required=True, help="Why the camera records (the policy requires one per camera)")
+@click.option("--disabled", is_flag=True, help="Create it disabled (it takes no footage until enabled).")
+def create_camera(site_slug: str, key: str, name: str, location: str, purpose: str, disabled: bool) -> None:
+    """Add a camera to a site."""
+    from cctv_gov.cameras.schemas import CameraCreate, CameraOut
+
+    try:
+        data = CameraCreate(key=key, name=name, location=location, purpose=purpose, enabled=not disabled)
+    except ValidationError as exc:
+        raise click.ClickException(_validation_text(exc)) from None
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site_id = services.sites.by_slug(session, site_slug).id
+        camera = services.cameras.create(session, SYSTEM_ACTOR, site_id, data)
+        _emit(CameraOut.model_validate(camera).model_dump(mode="json"))
+
+
+@admin.command("list-cameras")
+@click.option("--site", "site_slug", required=True)
+def list_cameras(site_slug: str) -> None:
+    """The cameras of a site."""
+    from cctv_gov.cameras.schemas import CameraOut
+
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site_id = services.sites.by_slug(session, site_slug).id
+        _emit(
+            [
+                CameraOut.model_validate(c).model_dump(mode="json")
+                for c in services.cameras.list(session, site_id)
+            ]
+        )
+
+
+@admin.command("update-camera")
+@click.option("--site", "site_slug", required=True)
+@click.option("--key", required=True)
+@click.option("--name", default=None)
+@click.option("--location", default=None)
+@click.option("--purpose", default=None)
+@click.option("--enable/--disable", "enabled", default=None)
+def update_camera(
+    site_slug: str,
+    key: str,
+    name: str | None,
+    location: str | None,
+    purpose: str | None,
+    enabled: bool | None,
+) -> None:
+    """Rename, move, restate the purpose of, enable or disable a camera."""
+    from cctv_gov.cameras.schemas import CameraOut, CameraUpdate
+
+    try:
+        data = CameraUpdate(name=name, location=location, purpose=purpose, enabled=enabled)
+    except ValidationError as exc:
+        raise click.ClickException(_validation_text(exc)) from None
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site_id = services.sites.by_slug(session, site_slug).id
+        camera = next((c for c in services.cameras.list(session, site_id) if c.key == key), None)
+        if camera is None:
+            raise click.ClickException(f"no camera {key!r} at site {site_slug!r}")
+        updated = services.cameras.update(session, SYSTEM_ACTOR, site_id, camera.id, data)
+        _emit(CameraOut.model_validate(updated).model_dump(mode="json"))
+
+
 def _parse_grant(text: str) -> tuple[Role, str | None]:
     role, _, site = text.partition("@")
     try:

@@ -95,3 +95,47 @@ def test_bad_settings_are_reported_without_a_traceback(monkeypatch: pytest.Monke
     assert "invalid settings" in result.output
     assert "DATABASE_URL" in result.output
     assert "Traceback" not in result.output
+
+
+def test_cameras_from_the_cli(cli_env: CliRunner) -> None:
+    run(cli_env, "admin", "create-site", "--slug", "gym-east", "--name", "East", "--timezone", "UTC")
+    cam = run(
+        cli_env,
+        "admin",
+        "create-camera",
+        "--site",
+        "gym-east",
+        "--key",
+        "cam-01",
+        "--name",
+        "Door",
+        "--location",
+        "Front door",
+        "--purpose",
+        "Safety of members at the entrance",
+    )
+    assert cam["enabled"] is True
+    assert cam["key"] == "cam-01"
+    off = run(cli_env, "admin", "update-camera", "--site", "gym-east", "--key", "cam-01", "--disable")
+    assert off["enabled"] is False
+    listed = run(cli_env, "admin", "list-cameras", "--site", "gym-east")
+    assert [c["key"] for c in listed] == ["cam-01"]  # type: ignore[index]
+    vague = cli_env.invoke(
+        main,
+        [
+            "admin",
+            "create-camera",
+            "--site",
+            "gym-east",
+            "--key",
+            "cam-02",
+            "--name",
+            "x",
+            "--location",
+            "y",
+            "--purpose",
+            "cctv",
+        ],
+    )
+    assert vague.exit_code != 0
+    assert "purpose" in vague.output
