@@ -35,4 +35,7 @@ class CameraRepository:
     def keys(self, session: Session, camera_ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not camera_ids:
             return {}
-        return {row[0]: row[1] for row in session.execute(select(Camera.id, Camera.key).where(Camera.id.in_(camera_ids)))}
+        return {
+            row[0]: row[1]
+            for row in session.execute(select(Camera.id, Camera.key).where(Camera.id.in_(camera_ids)))
+        }

@@ -60,3 +60,15 @@ class IdentityRepository:
             RoleGrant.principal_id.in_(principal_ids), RoleGrant.revoked_at.is_(None)
         )
         return session.scalars(stmt).all()
+
+    def holders(self, session: Session, site_id: uuid.UUID, role: str) -> Sequence[Principal]:
+        """Enabled principals holding ``role`` at the site (not install-wide grants)."""
+        granted = select(RoleGrant.principal_id).where(
+            RoleGrant.site_id == site_id, RoleGrant.role == role, RoleGrant.revoked_at.is_(None)
+        )
+        stmt = (
+            select(Principal)
+            .where(Principal.id.in_(granted), Principal.disabled_at.is_(None))
+            .order_by(Principal.name, Principal.id)
+        )
+        return session.scalars(stmt).all()

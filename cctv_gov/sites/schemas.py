@@ -36,6 +36,24 @@ def _zones() -> set[str]:
 _ZONES: set[str] | None = None
 
 
+class SiteUpdate(Input):
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    timezone: Annotated[str, Field(max_length=64)] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in _zones():
+            raise ValueError("not an IANA time zone name")
+        return value
+
+
+class Person(Output):
+    id: uuid.UUID
+    name: str
+
+
 class SiteOut(Output):
     id: uuid.UUID
     slug: str
@@ -43,3 +61,7 @@ class SiteOut(Output):
     timezone: str
     retention_days: int
     created_at: datetime
+
+
+class SiteDetail(SiteOut):
+    general_managers: list[Person]

@@ -11,11 +11,12 @@ from cctv_gov.audit.actions import AuditAction
 from cctv_gov.audit.service import AuditLog
 from cctv_gov.authz import Actor, Role
 from cctv_gov.errors import Conflict, InvalidInput, NotFound
+from cctv_gov.identity.repository import IdentityRepository
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.ids import new_id
-from cctv_gov.models import Site
+from cctv_gov.models import Principal, Site
 from cctv_gov.sites.repository import SiteRepository
-from cctv_gov.sites.schemas import SiteCreate
+from cctv_gov.sites.schemas import SiteCreate, SiteUpdate
 
 
 class SiteService:
@@ -24,6 +25,7 @@ class SiteService:
         self.audit = audit
         self.max_retention_days = max_retention_days
         self.repo = SiteRepository()
+        self.people = IdentityRepository()
 
     def create(self, session: Session, actor: Actor, data: SiteCreate) -> Site:
         if data.retention_days > self.max_retention_days:
@@ -52,6 +54,32 @@ class SiteService:
             details={"retention_days": site.retention_days},
         )
         return site
+
+    def update(self, session: Session, actor: Actor, site_id: uuid.UUID, data: SiteUpdate) -> Site:
+        site = self.get(session, site_id)
+        changed = data.model_dump(exclude_unset=True, exclude_none=True)
+        if changed.get("retention_days", 0) > self.max_retention_days:
+            raise InvalidInput(
+                f"retention_days may not exceed the install-wide maximum of {self.max_retention_days}",
+                code="retention_too_long",
+            )
+        for field, value in changed.items():
+            setattr(site, field, value)
+        if changed:
+            session.flush()
+            self.audit.record(
+                session,
+                actor,
+                AuditAction.SITE_UPDATE,
+                target_type="site",
+                target_id=site.id,
+                site_id=site.id,
+                details={"fields": ",".join(sorted(changed)), "retention_days": site.retention_days},
+            )
+        return site
+
+    def general_managers(self, session: Session, site_id: uuid.UUID) -> Sequence[Principal]:
+        return self.people.holders(session, site_id, Role.GENERAL_MANAGER.value)
 
     def get(self, session: Session, site_id: uuid.UUID) -> Site:
         site = self.repo.get(session, site_id)

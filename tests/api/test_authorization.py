@@ -167,6 +167,9 @@ EXPECTED: dict[tuple[str, str], Call] = {
     ("GET", "/v1/sites/{site_id}"): Call(
         set(AT_A) | set(GLOBAL), lambda s, w: (f"/v1/sites/{w.site_a}", None)
     ),
+    ("PATCH", "/v1/sites/{site_id}"): Call(
+        ADMINS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}", {"name": "Site A, renamed"})
+    ),
     ("GET", "/v1/me"): Call(EVERYONE, lambda s, w: ("/v1/me", None)),
     ("POST", "/v1/sites/{site_id}/cameras"): Call(
         {"general_manager@a", "admin@a", "admin@*"},

@@ -382,3 +382,15 @@ def test_a_destroyed_day_key_makes_footage_unplayable(
     gone = client.get(link["url"])
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "segment_erased"
+
+
+def test_a_site_names_its_general_managers_and_caps_retention(
+    client: TestClient, world: World, services: Services
+) -> None:
+    site = client.get(f"/v1/sites/{world.site_a}", headers=world.auth("operator@a")).json()
+    assert [p["id"] for p in site["general_managers"]] == [world.principals["general_manager@a"]]
+    admin = world.auth("admin@a")
+    too_long = client.patch(f"/v1/sites/{world.site_a}", json={"retention_days": 32}, headers=admin)
+    assert too_long.json()["error"]["code"] == "retention_too_long"
+    shorter = client.patch(f"/v1/sites/{world.site_a}", json={"retention_days": 14}, headers=admin)
+    assert shorter.json()["retention_days"] == 14
