@@ -182,3 +182,37 @@ def test_an_object_that_does_not_match_is_quarantined_audited_and_removed(
     )
     assert again.status_code == 201
     assert again.json()["upload_id"] != p["upload_id"]
+
+
+def test_batch_registration_reads_a_listing_and_still_catches_each_fault(
+    client: TestClient, services: Services, world: World
+) -> None:
+    cam = footage.add_camera(services, world.site_a, "cam-batch").key
+    ids: list[str] = []
+    for i in range(30):
+        data = os.urandom(2000 + i)
+        p, sealed, t = prepare_and_target(client, world, cam, data)
+        if i == 3:
+            continue  # never uploaded: must be reported missing, not registered
+        if i == 7:
+            sealed = sealed[:100] + bytes([sealed[100] ^ 1]) + sealed[101:]  # the store keeps other bytes
+            with services.db.transaction() as s:
+                row = s.scalars(select(Segment).where(Segment.upload_id == uuid.UUID(p["upload_id"]))).one()
+            services.storage.put(row.object_key, [sealed], length=len(sealed))
+        else:
+            assert put(t["url"], t["headers"], sealed)[0] == 200
+        ids.append(p["upload_id"])
+    with services.db.transaction() as s:
+        missing_id = str(
+            s.scalars(select(Segment.upload_id).where(Segment.state == "pending", Segment.size == 2003)).one()
+        )
+    ids.append(missing_id)
+    results = client.post(
+        f"/v1/sites/{world.site_a}/uploads/batch-complete",
+        json={"upload_ids": ids},
+        headers=world.auth("agent@a"),
+    ).json()["results"]
+    codes = {r["upload_id"]: (r["error"] or {}).get("code", "ok") for r in results}
+    assert codes[missing_id] == "object_missing"
+    assert list(codes.values()).count("upload_quarantined") == 1
+    assert list(codes.values()).count("ok") == 28
