@@ -19,6 +19,7 @@ import re
 import ssl
 import stat
 import tomllib
+import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -31,6 +32,20 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TIMEOUT_SECONDS = 600.0
 DEFAULT_MAX_CONCURRENT_UPLOADS = 2
 MAX_CONCURRENT_UPLOADS = 16
+DEFAULT_SETTLE_SECONDS = 10.0
+MAX_SETTLE_SECONDS = 3600.0
+DEFAULT_SCAN_INTERVAL_SECONDS = 5.0
+MIN_SCAN_INTERVAL_SECONDS = 0.05
+MAX_SCAN_INTERVAL_SECONDS = 3600.0
+DEFAULT_RETRY_INITIAL_SECONDS = 1.0
+MAX_RETRY_INITIAL_SECONDS = 3600.0
+DEFAULT_RETRY_MAX_SECONDS = 300.0
+MAX_RETRY_MAX_SECONDS = 86400.0
+DEFAULT_SEGMENT_SECONDS = 60
+MAX_SEGMENT_SECONDS = 3600
+
+CONTAINERS = {".mp4": "mp4", ".mkv": "mkv", ".ts": "ts", ".avi": "avi", ".mov": "mov"}
+"""Segment file extensions the agent uploads, and the container each names."""
 
 _MAX_TOKEN_FILE_BYTES = 4096
 _SITE_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -58,8 +73,13 @@ _AGENT_KEYS = {
     "spool_path": True,
     "max_concurrent_uploads": False,
     "delete_after_upload": False,
+    "timezone": False,
+    "settle_seconds": False,
+    "scan_interval_seconds": False,
+    "retry_initial_seconds": False,
+    "retry_max_seconds": False,
 }
-_CAMERA_KEYS = {"id": True, "folder": True, "pattern": False, "sidecar": False}
+_CAMERA_KEYS = {"id": True, "folder": True, "pattern": False, "sidecar": False, "segment_seconds": False}
 _TOP_KEYS = {"service": True, "agent": True, "cameras": True}
 
 
@@ -86,6 +106,8 @@ class CameraConfig:
     """strftime-style file-name pattern with an optional ``{camera}`` placeholder; None when sidecar."""
     sidecar: bool
     """True when start times come from a JSON sidecar next to each segment instead of the name."""
+    segment_seconds: int = DEFAULT_SEGMENT_SECONDS
+    """Pattern cameras: the longest a segment runs (its end is at most start + segment_seconds)."""
 
     def start_time_from_name(self, filename: str) -> datetime | None:
         """The start time written into ``filename`` by the pattern, or None if the name does not match.
@@ -108,6 +130,13 @@ class AgentConfig:
     max_concurrent_uploads: int
     delete_after_upload: bool
     cameras: tuple[CameraConfig, ...]
+    timezone: str | None = None
+    """IANA zone of the wall-clock times in file names; None: the site's time zone in the service."""
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    """A file is complete once its size and modification time hold still and are this old."""
+    scan_interval_seconds: float = DEFAULT_SCAN_INTERVAL_SECONDS
+    retry_initial_seconds: float = DEFAULT_RETRY_INITIAL_SECONDS
+    retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +314,43 @@ class _Checker:
             return None
         return value
 
+    def seconds(
+        self,
+        table: Mapping[str, object],
+        prefix: str,
+        name: str,
+        default: float,
+        low: float,
+        high: float,
+        *,
+        low_allowed: bool = True,
+    ) -> float | None:
+        """A number of seconds (integer or float) in ``low..high``; ``low`` itself only if low_allowed."""
+        if name not in table:
+            return default
+        value = table[name]
+        key = _join(prefix, name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.add(key, f"expected a number of seconds, got {_describe(value)}")
+            return None
+        # Written so NaN fails too: every comparison with NaN is false.
+        above_low = value >= low if low_allowed else value > low
+        if not (above_low and value <= high):
+            floor = f"at least {low:g}" if low_allowed else f"more than {low:g}"
+            self.add(key, f"must be {floor} and at most {high:g}, got {value}")
+            return None
+        return float(value)
+
+    def time_zone(self, table: Mapping[str, object], prefix: str, name: str) -> str | None:
+        value = self.string(table, prefix, name)
+        if value is None:
+            return None
+        problem = time_zone_problem(value)
+        if problem is not None:
+            self.add(_join(prefix, name), problem)
+            return None
+        return value
+
     def absolute_path(self, table: Mapping[str, object], prefix: str, name: str) -> Path | None:
         value = self.string(table, prefix, name)
         if value is None:
@@ -311,6 +377,9 @@ class _Checker:
         service = self.service(service_raw) if service_raw is not None else None
 
         site = spool_path = max_uploads = delete_after = None
+        timezone: str | None = None
+        timing: dict[str, float | None] = {}
+        timezone_ok = True
         if agent_raw is not None:
             self.keys(agent_raw, "agent", _AGENT_KEYS)
             site = self.string(agent_raw, "agent", "site")
@@ -330,6 +399,9 @@ class _Checker:
                 MAX_CONCURRENT_UPLOADS,
             )
             delete_after = self.boolean(agent_raw, "agent", "delete_after_upload", False)
+            timezone = self.time_zone(agent_raw, "agent", "timezone")
+            timezone_ok = "timezone" not in agent_raw or timezone is not None
+            timing = self.timing(agent_raw)
 
         cameras = self.cameras(raw["cameras"]) if "cameras" in raw else None
 
@@ -340,7 +412,19 @@ class _Checker:
             or max_uploads is None
             or delete_after is None
             or cameras is None
+            or not timezone_ok
         ):
+            return None
+        settle, scan, retry_initial, retry_max = (
+            timing.get(key)
+            for key in (
+                "settle_seconds",
+                "scan_interval_seconds",
+                "retry_initial_seconds",
+                "retry_max_seconds",
+            )
+        )
+        if settle is None or scan is None or retry_initial is None or retry_max is None:
             return None
         return AgentConfig(
             source=source,
@@ -350,7 +434,54 @@ class _Checker:
             max_concurrent_uploads=max_uploads,
             delete_after_upload=delete_after,
             cameras=cameras,
+            timezone=timezone,
+            settle_seconds=settle,
+            scan_interval_seconds=scan,
+            retry_initial_seconds=retry_initial,
+            retry_max_seconds=retry_max,
         )
+
+    def timing(self, raw: Mapping[str, object]) -> dict[str, float | None]:
+        """The [agent] keys that say how often and how long: settling, scanning and retrying."""
+        timing = {
+            "settle_seconds": self.seconds(
+                raw, "agent", "settle_seconds", DEFAULT_SETTLE_SECONDS, 0, MAX_SETTLE_SECONDS
+            ),
+            "scan_interval_seconds": self.seconds(
+                raw,
+                "agent",
+                "scan_interval_seconds",
+                DEFAULT_SCAN_INTERVAL_SECONDS,
+                MIN_SCAN_INTERVAL_SECONDS,
+                MAX_SCAN_INTERVAL_SECONDS,
+            ),
+            "retry_initial_seconds": self.seconds(
+                raw,
+                "agent",
+                "retry_initial_seconds",
+                DEFAULT_RETRY_INITIAL_SECONDS,
+                0,
+                MAX_RETRY_INITIAL_SECONDS,
+                low_allowed=False,
+            ),
+            "retry_max_seconds": self.seconds(
+                raw,
+                "agent",
+                "retry_max_seconds",
+                DEFAULT_RETRY_MAX_SECONDS,
+                0,
+                MAX_RETRY_MAX_SECONDS,
+                low_allowed=False,
+            ),
+        }
+        initial, maximum = timing["retry_initial_seconds"], timing["retry_max_seconds"]
+        if initial is not None and maximum is not None and maximum < initial:
+            self.add(
+                "agent.retry_max_seconds",
+                f"must be at least retry_initial_seconds ({initial:g}), got {maximum:g}",
+            )
+            timing["retry_max_seconds"] = None
+        return timing
 
     def service(self, raw: Mapping[str, object]) -> ServiceConfig | None:
         self.keys(raw, "service", _SERVICE_KEYS, hint="; the token is read from token_file, never inline")
@@ -487,18 +618,57 @@ class _Checker:
             self.add(f"{prefix}.pattern", "missing: set a file-name pattern, or sidecar = true")
             pattern_ok = False
         elif pattern is not None:
-            problem = pattern_problem(pattern, camera_id)
+            problem = pattern_problem(pattern, camera_id) or _extension_problem(pattern)
             if problem is not None:
                 self.add(f"{prefix}.pattern", problem)
                 pattern_ok = False
 
-        if camera_id is None or folder is None or sidecar is None or not pattern_ok or not unique:
+        segment_seconds = self.integer(
+            raw, prefix, "segment_seconds", DEFAULT_SEGMENT_SECONDS, 1, MAX_SEGMENT_SECONDS
+        )
+        if sidecar and "segment_seconds" in raw:
+            self.add(
+                f"{prefix}.segment_seconds",
+                "only for pattern cameras; with sidecar = true each sidecar gives its segment's end",
+            )
+            segment_seconds = None
+
+        if (
+            camera_id is None
+            or folder is None
+            or sidecar is None
+            or not pattern_ok
+            or not unique
+            or segment_seconds is None
+        ):
             return None
-        return CameraConfig(id=camera_id, folder=folder, pattern=pattern, sidecar=sidecar)
+        return CameraConfig(
+            id=camera_id, folder=folder, pattern=pattern, sidecar=sidecar, segment_seconds=segment_seconds
+        )
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def _extension_problem(pattern: str) -> str | None:
+    suffix = Path(pattern.replace(CAMERA_PLACEHOLDER, "camera")).suffix.lower()
+    if suffix in CONTAINERS:
+        return None
+    known = ", ".join(CONTAINERS)
+    return f"must end in one of {known}: the file's extension gives the segment's container"
+
+
+def time_zone_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable IANA time zone on this system, or None."""
+    if not name:
+        return "must not be empty"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        return f"unknown time zone {shown!r}: use an IANA name such as 'Europe/Berlin' (or 'UTC')"
+    return None
 
 
 def _read_token(path: Path) -> Secret:

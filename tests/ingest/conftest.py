@@ -17,9 +17,12 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .fake_ingest import FakeIngest, Site
 
 TOKEN = "cctvtok_9f3b2a7c1d5e4f60"
 REQUEST_ID = re.compile(r"[0-9a-f]{32}")
@@ -327,3 +330,20 @@ def tls_service(tls_files: TlsFiles) -> Iterator[tuple[FakeService, TlsFiles]]:
 
     for service in _serve(wrap, scheme="https"):
         yield service, files
+
+
+# -- the fake ingest API (uploads) and an NVR box pointed at it ------------------------------------------
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeIngest]:
+    from .fake_ingest import serve_fake_ingest  # it imports this module: import it late
+
+    yield from serve_fake_ingest()
+
+
+@pytest.fixture
+def site(tmp_path: Path, fake: FakeIngest) -> Site:
+    from .fake_ingest import make_site
+
+    return make_site(tmp_path, fake)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -65,15 +66,45 @@ def test_check_config_warns_about_plain_http(
     assert "warning: service.url uses plain http" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["run", "status"])
-def test_run_and_status_are_honest_placeholders(
-    agent_files: AgentFiles, capsys: pytest.CaptureFixture[str], command: str
+def test_check_config_shows_the_timing_and_time_zone(
+    agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([command, "--config", str(agent_files.write())]) == 2
+    agent_files.data["agent"]["timezone"] = "Europe/Berlin"
+    agent_files.data["cameras"][0]["segment_seconds"] = 300
 
-    out, err = capsys.readouterr()
-    assert out == ""
-    assert "next release" in err
+    assert main(["check-config", "--config", str(agent_files.write())]) == 0
+
+    out = capsys.readouterr().out
+    assert "time zone   Europe/Berlin" in out
+    assert "complete after 10s unchanged, scan every 5s, retry after 1s doubling up to 300s" in out
+    assert "segments of at most 300s" in out
+
+
+def test_give_up_after_needs_once(agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--config", str(agent_files.write()), "--give-up-after", "5"]) == 2
+
+    assert "--give-up-after needs --once" in capsys.readouterr().err
+
+
+def test_run_with_a_bad_config_is_a_usage_error(
+    agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    agent_files.data["agent"]["settle_seconds"] = -1
+
+    assert main(["run", "--once", "--config", str(agent_files.write())]) == 2
+
+    assert "agent.settle_seconds: must be at least 0" in capsys.readouterr().err
+
+
+def test_status_before_the_agent_ever_ran(
+    agent_files: AgentFiles, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(agent_files.write())
+
+    assert main(["status", "--config", path]) == 0
+    assert "no spool yet" in capsys.readouterr().out
+    assert main(["status", "--config", path, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exists"] is False
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

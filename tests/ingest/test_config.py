@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import pickle
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +75,37 @@ def test_optional_keys_take_their_defaults(agent_files: AgentFiles) -> None:
     assert config.service.timeout_seconds == 30.0
     assert config.max_concurrent_uploads == 2
     assert config.delete_after_upload is False
+
+
+def test_timing_and_time_zone_take_their_defaults(agent_files: AgentFiles) -> None:
+    config = load_config(agent_files.write())
+
+    assert config.timezone is None  # the site's, from the service
+    assert config.settle_seconds == 10.0
+    assert config.scan_interval_seconds == 5.0
+    assert config.retry_initial_seconds == 1.0
+    assert config.retry_max_seconds == 300.0
+    assert config.cameras[0].segment_seconds == 60
+
+
+def test_timing_and_time_zone_can_be_set(agent_files: AgentFiles) -> None:
+    agent_files.data["agent"].update(
+        timezone="America/New_York",
+        settle_seconds=0,
+        scan_interval_seconds=0.05,
+        retry_initial_seconds=0.5,
+        retry_max_seconds=600,
+    )
+    agent_files.data["cameras"][0]["segment_seconds"] = 900
+
+    config = load_config(agent_files.write())
+
+    assert config.timezone == "America/New_York"
+    assert config.settle_seconds == 0.0
+    assert config.scan_interval_seconds == 0.05
+    assert config.retry_initial_seconds == 0.5
+    assert config.retry_max_seconds == 600.0
+    assert config.cameras[0].segment_seconds == 900
 
 
 def test_pattern_gives_the_start_time(agent_files: AgentFiles) -> None:
@@ -196,6 +228,13 @@ def _camera(index: int, key: str, value: object) -> Mutation:
             del data["cameras"][index][key]
         else:
             data["cameras"][index][key] = value
+
+    return mutate
+
+
+def _update(section: str, **values: object) -> Mutation:
+    def mutate(data: dict[str, Any], root: Path) -> None:
+        data[section].update(values)
 
     return mutate
 
@@ -378,6 +417,55 @@ BAD_INPUTS: list[tuple[str, Mutation, str, str]] = [
     ("ca file missing", _ca_file(None), "service.ca_file", "does not exist"),
     ("ca file not a string", _set("service", "ca_file", False), "service.ca_file", "expected a string"),
     ("ca file not PEM", _ca_file("not a certificate\n"), "service.ca_file", "no usable PEM"),
+    # time zone, timing and segment length
+    ("unknown time zone", _set("agent", "timezone", "Mars/Olympus"), "agent.timezone", "unknown time zone"),
+    ("time zone as a path", _set("agent", "timezone", "/etc/localtime"), "agent.timezone", "IANA name"),
+    ("empty time zone", _set("agent", "timezone", ""), "agent.timezone", "must not be empty"),
+    ("time zone not a string", _set("agent", "timezone", 1), "agent.timezone", "expected a string"),
+    ("negative settle", _set("agent", "settle_seconds", -1), "agent.settle_seconds", "at least 0"),
+    ("huge settle", _set("agent", "settle_seconds", 3601), "agent.settle_seconds", "at most 3600"),
+    ("settle as text", _set("agent", "settle_seconds", "10"), "agent.settle_seconds", "expected a number"),
+    ("settle as bool", _set("agent", "settle_seconds", True), "agent.settle_seconds", "expected a number"),
+    (
+        "scan too often",
+        _set("agent", "scan_interval_seconds", 0.01),
+        "agent.scan_interval_seconds",
+        "at least 0.05",
+    ),
+    (
+        "nan scan",
+        _set("agent", "scan_interval_seconds", float("nan")),
+        "agent.scan_interval_seconds",
+        "at least",
+    ),
+    ("zero retry", _set("agent", "retry_initial_seconds", 0), "agent.retry_initial_seconds", "more than 0"),
+    (
+        "retry max below initial",
+        _update("agent", retry_initial_seconds=10, retry_max_seconds=5),
+        "agent.retry_max_seconds",
+        "at least retry_initial_seconds (10)",
+    ),
+    ("huge retry max", _set("agent", "retry_max_seconds", 86401), "agent.retry_max_seconds", "at most 86400"),
+    ("zero segment", _camera(0, "segment_seconds", 0), "cameras[0].segment_seconds", "between 1 and 3600"),
+    ("long segment", _camera(0, "segment_seconds", 3601), "cameras[0].segment_seconds", "between 1 and 3600"),
+    (
+        "float segment",
+        _camera(0, "segment_seconds", 1.5),
+        "cameras[0].segment_seconds",
+        "expected an integer",
+    ),
+    (
+        "segment length on a sidecar camera",
+        _camera(1, "segment_seconds", 60),
+        "cameras[1].segment_seconds",
+        "only for pattern cameras",
+    ),
+    (
+        "pattern with an unknown extension",
+        _camera(0, "pattern", "{camera}_%Y%m%d_%H%M%S.h264"),
+        "cameras[0].pattern",
+        "must end in one of .mp4, .mkv, .ts, .avi, .mov",
+    ),
 ]
 
 
@@ -431,3 +519,27 @@ def test_url_errors_never_repeat_the_url() -> None:
         normalize_base_url("https://agent:hunter2@cctv.example.org")
 
     assert "hunter2" not in str(caught.value)
+
+
+def test_the_example_in_deploy_loads(agent_files: AgentFiles) -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "agent.toml.example"
+    text = example.read_text(encoding="utf-8")
+    # Point its paths at the test's files; every key stays as the example writes it.
+    text = text.replace("/etc/cctv-ingest/token", str(agent_files.token_file))
+    text = text.replace("/var/lib/cctv-ingest/", str(agent_files.root / "spool") + "/")
+    path = agent_files.root / "example.toml"
+    path.write_text(text, encoding="utf-8")
+
+    config = load_config(path)
+
+    assert config.site == "gym-central"
+    assert [camera.id for camera in config.cameras] == ["cam-entrance", "cam-floor"]
+    assert config.cameras[0].start_time_from_name("cam-entrance_20261130-090000.mp4") == datetime(
+        2026, 11, 30, 9
+    )
+    # The commented-out keys are valid too.
+    uncommented = re.sub(r"(?m)^# ([a-z_]+ = )", r"\1", text)
+    path.write_text(uncommented.replace('"/etc/cctv-ingest/ca.pem"', '""'), encoding="utf-8")
+    relaxed = load_config(path)
+    assert relaxed.timezone == "UTC"
+    assert relaxed.retry_max_seconds == 300
