@@ -37,7 +37,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -66,7 +66,33 @@ from tests.fixtures.radosgw import RadosGW  # noqa: E402
 TARGET_RATIO = 0.8
 TARGET_PEAK_MB = 150
 TARGET_REGISTER_PER_S = 1000
-CONCURRENCY = 4
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))
+CLIENT_CPUS: set[int] | None = None
+"""With --pin: the CPUs of the client side (the agent, or the baseline's uploader); the store and the service get
+the others. The NVR and the store are different machines in production; on a 2-core box this gives each side
+its own core instead of letting the client's hashing and encryption take CPU from the store."""
+SERVER_CPUS: set[int] | None = None
+
+
+def pin_tree(pid: int, cpus: set[int] | None) -> None:
+    """Pin every thread of a running process (sched_setaffinity acts on one thread)."""
+    if cpus is None:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with suppress(ProcessLookupError, OSError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def _pin_client() -> None:
+    if CLIENT_CPUS is not None:
+        os.sched_setaffinity(0, CLIENT_CPUS)
+
+
+def _pin_server() -> None:
+    if SERVER_CPUS is not None:
+        os.sched_setaffinity(0, SERVER_CPUS)
+
+
 BIN = Path(sys.executable).parent
 PATTERN = "cam-01_%Y%m%d-%H%M%S.mp4"
 
@@ -123,18 +149,45 @@ segment_seconds = 60
     return config
 
 
+AGENT_CPU_SECONDS: list[float] = []
+SERVER_PIDS: list[int] = []
+"""radosgw's daemons and the service: their CPU time shows where a run's time goes."""
+
+
+def server_cpu_seconds() -> float:
+    total = 0
+    for pid in SERVER_PIDS:
+        with suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_agent(config: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one `cctv-ingest run --once`."""
+    """(seconds, peak RSS in MB) of one `cctv-ingest run --once`; its CPU time goes to AGENT_CPU_SECONDS."""
     began = time.perf_counter()
+    spy = os.environ.get("BENCH_AGENT_PREFIX", "").replace("{n}", str(len(AGENT_CPU_SECONDS))).split()
     proc = subprocess.Popen(
-        [str(BIN / "cctv-ingest"), "run", "--config", str(config), "--once"],
+        [
+            *spy,
+            str(BIN / "cctv-ingest"),
+            *os.environ.get("BENCH_AGENT_ARGS", "").split(),
+            "run",
+            "--config",
+            str(config),
+            "--once",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=_pin_client,
     )
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - began
+    AGENT_CPU_SECONDS.append(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.environ.get("BENCH_AGENT_LOG"):
+        Path(os.environ["BENCH_AGENT_LOG"].replace("{n}", str(len(AGENT_CPU_SECONDS)))).write_text(err)
     if proc.returncode != 0:
         raise RuntimeError(f"cctv-ingest exited with {proc.returncode}: {err[-2000:]}")
     return seconds, usage.ru_maxrss / 1024
@@ -162,7 +215,7 @@ def plain_puts(store: S3ObjectStore, files: list[Path]) -> float:
             raise RuntimeError(f"baseline PUT failed: {response.status}")
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(CONCURRENCY) as pool:
+    with ThreadPoolExecutor(CONCURRENCY, initializer=_pin_client) as pool:
         list(pool.map(put, files))
     seconds = time.perf_counter() - began
     store.delete_many([f"baseline/{p.name}" for p in files])
@@ -173,8 +226,13 @@ def plain_puts(store: S3ObjectStore, files: list[Path]) -> float:
 def service(env: dict[str, str], port: int) -> Iterator[str]:
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
-        [str(BIN / "cctv-gov"), "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        [str(BIN / "cctv-gov"), "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=log,
+        preexec_fn=_pin_server,
     )
+    SERVER_PIDS.append(proc.pid)
     try:
         wait_healthy(port, proc)
         yield f"http://127.0.0.1:{port}"
@@ -260,12 +318,24 @@ def main() -> int:
     parser.add_argument("--segment-mb", type=int, default=30)
     parser.add_argument("--big-gb", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=4, help="throughput rounds (baseline, agent, baseline)")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="client side on CPU 0, store and service on the others (see CLIENT_CPUS)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="20 segments of 5 MB, 2 x 200 MB, 1,000 registrations"
     )
     args = parser.parse_args()
     if args.quick:
         args.segments, args.segment_mb, args.big_gb, args.batch = 20, 5, 0.2, 1000
+    global CLIENT_CPUS, SERVER_CPUS
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2:
+            parser.error("--pin needs at least 2 CPUs")
+        CLIENT_CPUS, SERVER_CPUS = {cpus[0]}, set(cpus[1:])
     wall = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="cctv-gov-bench-ingest-"))
     memstore = int(
@@ -278,6 +348,9 @@ def main() -> int:
             throwaway_database(server_url) as db_url,
         ):
             bucket = "cctv-bench"
+            for pid in rgw._pids():
+                pin_tree(pid, SERVER_CPUS)
+                SERVER_PIDS.append(pid)
             store = S3ObjectStore(rgw.endpoint, bucket, rgw.access_key, rgw.secret_key, region=rgw.region)
             store.ensure_bucket()
             env = {
@@ -327,27 +400,53 @@ def main() -> int:
             site_id = str(site.id)
 
             with service(env, free_port()) as url:
-                # 1. throughput
+                # 1. throughput, in rounds: baseline, agent, baseline over fresh files each round, the
+                # store emptied and garbage-collected between runs (memstore keeps data in RAM).
                 size = args.segment_mb << 20
-                folder = work / "cam-01"
+                rounds = max(1, min(args.rounds, args.segments))
                 first = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=10)
-                total = write_files(folder, args.segments, size, first, timedelta(minutes=1))
-                files = sorted(folder.iterdir())
-                print(f"throughput: {args.segments} files of {args.segment_mb} MB", file=sys.stderr)
-                base1 = plain_puts(store, files)
-                agent_seconds, agent_peak = run_agent(
-                    agent_config(work, url, token, folder, work / "spool1.db")
+                print(
+                    f"throughput: {args.segments} files of {args.segment_mb} MB in {rounds} rounds",
+                    file=sys.stderr,
                 )
-                base2 = plain_puts(store, files)
-                baseline_seconds = (base1 + base2) / 2
+                base_runs: list[float] = []
+                server_cpu_baseline = server_cpu_agent = 0.0
+                agent_seconds = 0.0
+                agent_peak = 0.0
+                total = 0
+                done_files = 0
+                for r in range(rounds):
+                    count = args.segments // rounds + (1 if r < args.segments % rounds else 0)
+                    folder = work / f"cam-01-r{r}"
+                    total += write_files(
+                        folder, count, size, first + timedelta(minutes=done_files), timedelta(minutes=1)
+                    )
+                    done_files += count
+                    files = sorted(folder.iterdir())
+                    cpu0 = server_cpu_seconds()
+                    before = plain_puts(store, files)
+                    server_cpu_baseline += server_cpu_seconds() - cpu0
+                    rgw.collect_garbage()
+                    cpu0 = server_cpu_seconds()
+                    seconds, peak = run_agent(agent_config(work, url, token, folder, work / f"spool-r{r}.db"))
+                    server_cpu_agent += server_cpu_seconds() - cpu0
+                    agent_seconds += seconds
+                    agent_peak = max(agent_peak, peak)
+                    store.delete_many([o.key for o in store.list("footage/")])
+                    rgw.collect_garbage()
+                    after = plain_puts(store, files)
+                    rgw.collect_garbage()
+                    base_runs.append((before + after) / 2)
+                    shutil.rmtree(folder)
+                baseline_seconds = sum(base_runs)
+                base1, base2 = min(base_runs), max(base_runs)
+                agent_cpu_ms_per_mb = sum(AGENT_CPU_SECONDS) * 1000 / (total / 1e6)
                 agent_mb_s = total / agent_seconds / 1e6
                 baseline_mb_s = total / baseline_seconds / 1e6
                 with services.db.transaction() as s:
                     registered = s.execute(
                         text("SELECT count(*) FROM segments WHERE state = 'registered'")
                     ).scalar_one()
-                shutil.rmtree(folder)
-                store.delete_many([o.key for o in store.list("footage/")])
 
                 # 2. memory with big segments
                 big = int(args.big_gb * (1 << 30))
@@ -357,6 +456,7 @@ def main() -> int:
                 big_seconds, big_peak = run_agent(big_cfg)
                 shutil.rmtree(folder)
                 store.delete_many([o.key for o in store.list("footage/")])
+                rgw.collect_garbage()
 
                 # 3. registration
                 print(f"registration: {args.batch} segments", file=sys.stderr)
@@ -379,9 +479,14 @@ def main() -> int:
         "segments": args.segments,
         "segment_mb": args.segment_mb,
         "concurrency": CONCURRENCY,
+        "pinned": bool(args.pin),
         "agent_mb_s": round(agent_mb_s, 1),
+        "agent_cpu_ms_per_mb": round(agent_cpu_ms_per_mb, 2),
+        "server_cpu_ms_per_mb_agent_run": round(server_cpu_agent * 1000 / (total / 1e6), 2),
+        "server_cpu_ms_per_mb_baseline_run": round(server_cpu_baseline * 1000 / (total / 1e6), 2),
         "baseline_put_mb_s": round(baseline_mb_s, 1),
-        "baseline_runs_seconds": [round(base1, 2), round(base2, 2)],
+        "rounds": rounds,
+        "baseline_round_seconds_min_max": [round(base1, 2), round(base2, 2)],
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
         "registered": registered,

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from cctv_gov.authz import public
 from cctv_gov.db import Database
+from cctv_gov.kit.keystore import KeyStoreError
 from cctv_gov.kit.storage import ObjectStore, StorageError
 from cctv_gov.middleware import error_response
 
@@ -18,7 +19,9 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=[public()], summary="The database and the object store answer")
+@router.get(
+    "/readyz", dependencies=[public()], summary="The database, the object store and the key store answer"
+)
 def readyz(request: Request) -> JSONResponse:
     db: Database = request.app.state.db
     store: ObjectStore = request.app.state.storage
@@ -33,6 +36,11 @@ def readyz(request: Request) -> JSONResponse:
         checks["storage"] = "ok"
     except StorageError as exc:
         checks["storage"] = f"unavailable ({type(exc).__name__})"
+    try:
+        request.app.state.services.key_store.check()
+        checks["keys"] = "ok"
+    except KeyStoreError as exc:
+        checks["keys"] = f"unavailable ({type(exc).__name__})"
     ready = all(v == "ok" for v in checks.values())
     if ready:
         return JSONResponse({"status": "ready", "checks": checks})

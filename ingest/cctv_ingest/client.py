@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"cctv-ingest/{__version__}"
 # JSON answers from the service are small; anything larger is not the service talking.
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+SEND_BUFFER_BYTES = 4 * 1024 * 1024
 _TOKEN_CHARS = frozenset(chr(code) for code in range(0x21, 0x7F))
 # Header names are RFC 9110 tokens; values are visible ASCII and spaces (no CR or LF to split a header).
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -275,6 +276,10 @@ class ServiceClient:
                 for name, value in send.items():
                     connection.putheader(name, value)
                 connection.endheaders()
+                if connection.sock is not None:
+                    # A deep send buffer keeps the store fed while this thread waits for the GIL behind the
+                    # workers that are hashing and encrypting.
+                    connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
                 sent = 0
                 pieces = iter(body)
                 while True:

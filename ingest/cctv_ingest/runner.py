@@ -87,6 +87,14 @@ class Runner:
         self.progress = progress
         self.backoff = Backoff(config.retry_initial_seconds, config.retry_max_seconds)
         self.circuit = Circuit(self.backoff, self.clock, self.rand)
+        cpus = max(
+            1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        )
+        self._cpu_slots = threading.BoundedSemaphore(cpus)
+        self._workers = config.max_concurrent_uploads + cpus
+        """While ``max_concurrent_uploads`` PUTs are in flight, one more file per CPU is hashed, prepared and
+        MD5'd, so the agent's CPU work overlaps the network instead of alternating with it."""
+        self._upload_slots = threading.BoundedSemaphore(config.max_concurrent_uploads)
         self.stop_event = threading.Event()
         """Set to make the workers abandon what they are doing (the spool stays consistent)."""
         self._wake = threading.Event()
@@ -124,9 +132,7 @@ class Runner:
         next_scan = started
         batch_supported = True
         in_flight: dict[int, Future[Outcome]] = {}
-        executor = ThreadPoolExecutor(
-            max_workers=self.config.max_concurrent_uploads, thread_name_prefix="cctv-ingest-upload"
-        )
+        executor = ThreadPoolExecutor(max_workers=self._workers, thread_name_prefix="cctv-ingest-worker")
         zone_name = self.config.timezone
         try:
             while not self.stop_event.is_set():
@@ -260,6 +266,8 @@ class Runner:
             stop=self.stop_event,
             complete_inline=not self.once,
             on_bytes=self._on_bytes,
+            upload_slots=self._upload_slots,
+            cpu_slots=self._cpu_slots,
         )
 
     # -- steps of the loop -------------------------------------------------------------------------------
@@ -345,7 +353,7 @@ class Runner:
         in_flight: dict[int, Future[Outcome]],
         executor: ThreadPoolExecutor,
     ) -> None:
-        free = self.config.max_concurrent_uploads - len(in_flight)
+        free = self._workers - len(in_flight)
         allowance = self.circuit.allowance(len(in_flight))
         if allowance is not None:
             free = min(free, allowance)
@@ -451,7 +459,7 @@ class Runner:
         if reopens is not None:
             candidates.append(reopens if not in_flight else now + _MAX_WAIT)
         allowance = self.circuit.allowance(len(in_flight))
-        can_start = pipeline is not None and len(in_flight) < self.config.max_concurrent_uploads
+        can_start = pipeline is not None and len(in_flight) < self._workers
         if can_start and allowance != 0:
             due = spool.next_due_at(self._work_states(pipeline), exclude=in_flight)
             if due is not None:

@@ -28,7 +28,8 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -112,6 +113,8 @@ class Pipeline:
         stop: threading.Event,
         complete_inline: bool = True,
         on_bytes: Callable[[int, int], None] | None = None,
+        upload_slots: threading.Semaphore | None = None,
+        cpu_slots: threading.Semaphore | None = None,
     ) -> None:
         self.spool = spool
         self.client = client
@@ -125,6 +128,12 @@ class Pipeline:
         self.stop = stop
         self.complete_inline = complete_inline
         """False in backfill (--once): stop at ``uploaded`` and let the runner complete in batches."""
+        self.upload_slots = upload_slots
+        self.cpu_slots = cpu_slots
+        """Bounds the whole-file passes (hashing, the MD5 of the ciphertext) to about one per CPU: a file
+        is ready to upload sooner than if every worker hashed at once, so uploads start early and keep going."""
+        """Bounds the PUTs in flight (``max_concurrent_uploads``) while more workers hash and prepare the next
+        files, so the CPU work of one file overlaps the upload of another."""
         self.on_bytes = on_bytes
         """Told (row id, plaintext bytes sent) as a row's upload goes on, and (row id, -1) when the
         attempt ends."""
@@ -197,7 +206,8 @@ class Pipeline:
                 self.on_bytes(row_id, -1)  # done with this row: drop its partial count
 
     def _hash(self, row: Row) -> Row:
-        sha256, _ = stream.hash_file(Path(row.path), _identity(row))
+        with _slot(self.cpu_slots):
+            sha256, _ = stream.hash_file(Path(row.path), _identity(row))
         row = self.spool.mark_hashed(row.id, sha256, self._now())
         twin = self.spool.registered_twin(row)
         if twin is not None:
@@ -247,9 +257,15 @@ class Pipeline:
         path = Path(row.path)
         identity = _identity(row)
         if row.content_md5 is None:
-            md5, sha256 = stream.ciphertext_md5(
-                path, identity, prepared.data_key, prepared.segment_id, prepared.chunk_size, stop=self.stop
-            )
+            with _slot(self.cpu_slots):
+                md5, sha256 = stream.ciphertext_md5(
+                    path,
+                    identity,
+                    prepared.data_key,
+                    prepared.segment_id,
+                    prepared.chunk_size,
+                    stop=self.stop,
+                )
             if sha256 != row.sha256:
                 raise stream.FileChanged("its content changed since it was hashed")
             row = self.spool.set_content_md5(row.id, base64.b64encode(md5).decode("ascii"), self._now())
@@ -273,10 +289,18 @@ class Pipeline:
             stop=self.stop,
             on_plaintext=progress,
         )
+        slots = self.upload_slots
+        if slots is not None:
+            while not slots.acquire(timeout=0.5):
+                if self.stop.is_set():
+                    body.close()
+                    raise stream.Stopped
         try:
             self.client.put_object(method, url, headers, body, ciphertext_size)
         finally:
             body.close()
+            if slots is not None:
+                slots.release()
         self.circuit.success()
         return self.spool.mark_uploaded(row.id, self._now())
 
@@ -549,3 +573,12 @@ def _read_target(answer: Mapping[str, Any]) -> tuple[str, str, dict[str, str]]:
     ):
         raise _bad_answer("target gave headers that are not strings")
     return method, url, dict(headers)
+
+
+@contextmanager
+def _slot(semaphore: threading.Semaphore | None) -> Iterator[None]:
+    if semaphore is None:
+        yield
+        return
+    with semaphore:
+        yield

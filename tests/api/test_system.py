@@ -15,7 +15,7 @@ def test_healthz_and_readyz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "storage": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "storage": "ok", "keys": "ok"}
 
 
 def test_readyz_reports_a_missing_store(client: TestClient, settings: Settings) -> None:
@@ -63,7 +63,7 @@ def test_the_service_runs_on_an_s3_store(
     services.storage.put("probe/hello.txt", io.BytesIO(b"hello"), length=5)
     assert b"".join(s3_bucket.open("probe/hello.txt")) == b"hello"
     with TestClient(create_app(settings, services=services)) as client:
-        assert client.get("/readyz").json()["checks"] == {"database": "ok", "storage": "ok"}
+        assert client.get("/readyz").json()["checks"] == {"database": "ok", "storage": "ok", "keys": "ok"}
     missing = settings.model_copy(update={"s3_bucket": "no-such-bucket-here"})
     with TestClient(create_app(missing, services=build_services(missing))) as client:
         r = client.get("/readyz")
