@@ -10,6 +10,7 @@ and the failure audited.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -304,6 +305,10 @@ class UploadService:
                     "the object store could not be reached; try again", code="storage_unavailable", status=503
                 )
                 continue
+            if info.etag is None and segment.stored_at is None:
+                # A store that gives no MD5 (the local folder after a crash between writing the bytes and
+                # recording that they were checked): read the object back.
+                info = self._read_back(info)
             reason = _mismatch(segment, info)
             if reason is not None:
                 self._quarantine(session, actor, segment, reason, info)
@@ -364,6 +369,13 @@ class UploadService:
             with ThreadPoolExecutor(max_workers=min(_STAT_THREADS, len(rest))) as pool:
                 found = dict(zip(rest, pool.map(stat, rest), strict=True))
         return [listed[key] if key in listed else found[key] for key in keys]
+
+    def _read_back(self, info: ObjectInfo) -> ObjectInfo:
+        digest = hashlib.md5(usedforsecurity=False)  # the same check as a store's Content-MD5
+        with self.storage.open(info.key) as chunks:
+            for chunk in chunks:
+                digest.update(chunk)
+        return ObjectInfo(info.key, info.size, digest.hexdigest(), info.last_modified)
 
     def _quarantine(
         self, session: Session, actor: Actor, segment: Segment, reason: str, info: ObjectInfo

@@ -394,3 +394,25 @@ def test_a_site_names_its_general_managers_and_caps_retention(
     assert too_long.json()["error"]["code"] == "retention_too_long"
     shorter = client.patch(f"/v1/sites/{world.site_a}", json={"retention_days": 14}, headers=admin)
     assert shorter.json()["retention_days"] == 14
+
+
+def test_bytes_stored_but_not_recorded_before_a_crash_are_read_back_at_completion(
+    agent: Agent, cam: str, services: Services, clock: FixedClock
+) -> None:
+    data = os.urandom(70_000)
+    start, end = footage.next_slot(clock.now())
+    p = agent.prepare(footage.prepare_body(cam, data, start, end)).json()
+    sealed = b"".join(stream.encrypt(base64.b64decode(p["data_key"]), uuid.UUID(p["segment_id"]), [data]))
+    agent.target(p["upload_id"], footage.md5_b64(sealed))
+    # The service wrote the object, then died before recording that it had checked it.
+    services.storage.put(_object_key(services, p["upload_id"]), [sealed], length=len(sealed))
+    done = agent.complete(p["upload_id"])
+    assert done.status_code == 200, done.json()
+    # Other bytes in the same place are caught the same way.
+    start2, end2 = footage.next_slot(clock.now())
+    q = agent.prepare(footage.prepare_body(cam, data, start2, end2)).json()
+    other = b"".join(stream.encrypt(base64.b64decode(q["data_key"]), uuid.UUID(q["segment_id"]), [data]))
+    agent.target(q["upload_id"], footage.md5_b64(other))
+    services.storage.put(_object_key(services, q["upload_id"]), [other[:-1] + b"\x00"], length=len(other))
+    refused = agent.complete(q["upload_id"])
+    assert refused.json()["error"]["code"] == "upload_quarantined"
