@@ -20,12 +20,12 @@ from cctv_gov.footage.schemas import (
     SegmentOut,
     SegmentPage,
 )
-from cctv_gov.footage.service import CONTENT_TYPES, MAX_PAGE, FootageService
+from cctv_gov.footage.service import CONTENT_TYPES, MAX_PAGE, VIEWER_ROLES, FootageService
 
 router = APIRouter(tags=["footage"])
 SessionDep = Depends(get_session, scope="function")
 FINDERS = (Role.OPERATOR, Role.GENERAL_MANAGER, Role.AUDITOR)
-VIEWERS = (Role.OPERATOR, Role.GENERAL_MANAGER)
+VIEWERS = tuple(Role(r) for r in sorted(VIEWER_ROLES))
 
 
 def _service(request: Request) -> FootageService:

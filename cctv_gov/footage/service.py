@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 
 from cctv_gov.audit.actions import AuditAction
 from cctv_gov.audit.service import AuditLog
-from cctv_gov.authz import Actor
+from cctv_gov.authz import Actor, Role
 from cctv_gov.cameras.service import CameraService
 from cctv_gov.config import Settings
 from cctv_gov.db import Database
 from cctv_gov.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from cctv_gov.footage.repository import SegmentRepository
+from cctv_gov.identity.repository import IdentityRepository
 from cctv_gov.kit import stream
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.keystore import KeyDestroyed, KeyStore, unwrap_data_key
@@ -34,6 +35,8 @@ from cctv_gov.kit.storage import ObjectStore
 from cctv_gov.models import Segment, SegmentState
 
 MAX_PAGE = 1000
+VIEWER_ROLES = frozenset({Role.OPERATOR.value, Role.GENERAL_MANAGER.value})
+"""Who may play footage (the router's rule for asking a link; checked again when the link is used)."""
 CONTENT_TYPES = {
     "mp4": "video/mp4",
     "mov": "video/quicktime",
@@ -98,6 +101,7 @@ class FootageService:
         self.keys = keys
         self.cameras = cameras
         self.repo = SegmentRepository()
+        self.people = IdentityRepository()
         self._link_secret = link_secret
 
     # Finding -----------------------------------------------------------------------------------------------
@@ -204,6 +208,9 @@ class FootageService:
             segment = self.repo.get(session, uuid.UUID(payload["s"]))
             if segment is None or segment.state != SegmentState.REGISTERED.value:
                 raise NotFound("the footage is no longer available", code="segment_not_found")
+            # A link lives minutes, but a person disabled or stripped of the role meanwhile loses it at once.
+            if not self._may_view(session, uuid.UUID(payload["p"]), segment.site_id):
+                raise Unauthenticated("the playback link is no longer valid", code="invalid_link")
             session.expunge(segment)
         return self.play(segment, range_header)
 
@@ -248,6 +255,15 @@ class FootageService:
                 raise stream.StreamError("the decrypted footage does not match its registered SHA-256")
 
         return body()
+
+    def _may_view(self, session: Session, principal_id: uuid.UUID, site_id: uuid.UUID) -> bool:
+        principal = self.people.get_principal(session, principal_id)
+        if principal is None or principal.disabled_at is not None:
+            return False
+        return any(
+            g.role in VIEWER_ROLES and (g.site_id is None or g.site_id == site_id)
+            for g in self.people.active_grants(session, principal_id)
+        )
 
     def _registered(self, session: Session, site_id: uuid.UUID, segment_id: uuid.UUID) -> Segment:
         segment = self.repo.get(session, segment_id)

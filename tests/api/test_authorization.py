@@ -126,7 +126,12 @@ def _playback_url(services: Services, world: World) -> str:
     cam = footage.add_camera(services, world.site_a)
     start, end = footage.next_slot(services.clock.now())
     seg = footage.register(services, world.site_a, cam.key, b"footage", start, end)
-    operator = Actor(uuid.uuid4(), "person", "op", (Grant(uuid.uuid4(), Role.OPERATOR, seg.site_id),))
+    operator = Actor(
+        uuid.UUID(world.principals["operator@a"]),
+        "person",
+        "op",
+        (Grant(uuid.uuid4(), Role.OPERATOR, seg.site_id),),
+    )
     with services.db.transaction() as s:
         url, _, _ = services.footage.playback_link(
             s, operator, seg.site_id, seg.id, "checking the matrix works"

@@ -416,3 +416,24 @@ def test_bytes_stored_but_not_recorded_before_a_crash_are_read_back_at_completio
     services.storage.put(_object_key(services, q["upload_id"]), [other[:-1] + b"\x00"], length=len(other))
     refused = agent.complete(q["upload_id"])
     assert refused.json()["error"]["code"] == "upload_quarantined"
+
+
+def test_a_playback_link_dies_with_its_holders_access(
+    services: Services, world: World, client: TestClient, clock: FixedClock
+) -> None:
+    camera = footage.add_camera(services, world.site_a, "cam-revoke")
+    start, end = footage.next_slot(clock.now())
+    seg = footage.register(services, world.site_a, camera.key, os.urandom(1000), start, end)
+    link = client.post(
+        f"/v1/sites/{world.site_a}/segments/{seg.id}/playback",
+        json={"purpose": "Incident 9: checking the side door"},
+        headers=world.auth("operator@a"),
+    ).json()["url"]
+    assert client.get(link).status_code == 200
+    disabled = client.post(
+        f"/v1/principals/{world.principals['operator@a']}/disable", headers=world.auth("admin@a")
+    )
+    assert disabled.status_code == 200, disabled.json()
+    refused = client.get(link)
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "invalid_link"
