@@ -102,6 +102,18 @@ def worker() -> None:
         runner.stop()
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Say what would be erased; change nothing.")
+@click.option("--force", is_flag=True, help="Go on although the safety threshold is exceeded.")
+def purge(dry_run: bool, force: bool) -> None:
+    """Erase footage past its site's retention period (one pass), and destroy the keys of emptied days."""
+    with _services() as services:
+        report = services.purge.run(services.db, dry_run=dry_run, force=force)
+        _emit(report.as_dict())
+        if report.outcome == "stopped" and not dry_run:
+            raise click.ClickException(f"the purge stopped: {report.reason} (--force to go on)")
+
+
 # admin ----------------------------------------------------------------------------------------------------
 
 

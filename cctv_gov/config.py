@@ -100,6 +100,16 @@ class Settings(BaseSettings):
     gap_tolerance_seconds: float = Field(default=2.0, ge=0)
     """Breaks in coverage shorter than this are not reported as gaps."""
 
+    purge_interval_seconds: float = Field(default=900, gt=0)
+    """How often the purge runs inside the service (and so how late, at most, footage is erased)."""
+    purge_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    """Segments erased per batch: objects deleted, then rows replaced by tombstones in one transaction."""
+    purge_max_segments: int = Field(default=200_000, ge=1)
+    """Safety threshold: a pass that would erase more segments than this stops, unless forced."""
+    purge_max_fraction: float = Field(default=0.5, gt=0, le=1)
+    """Safety threshold: a pass that would erase more than this share of a site's footage stops, unless forced
+    (a clock jumped forward makes everything look expired)."""
+
     jobs_enabled: bool = True
     sequencer_interval_seconds: float = Field(default=0.5, gt=0)
     audit_batch_size: int = Field(default=5000, ge=1)

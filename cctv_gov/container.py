@@ -30,6 +30,8 @@ from cctv_gov.kit.clock import Clock, SystemClock
 from cctv_gov.kit.jobs import Job, JobRunner
 from cctv_gov.kit.keystore import KeyStore
 from cctv_gov.kit.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from cctv_gov.retention.service import PurgeService
+from cctv_gov.retention.tasks import purge_job
 from cctv_gov.sites.service import SiteService
 from cctv_gov.uploads.service import UploadService
 from cctv_gov.uploads.tasks import cleanup_job
@@ -54,11 +56,13 @@ class Services:
     cameras: CameraService
     uploads: UploadService
     footage: FootageService
+    purge: PurgeService
 
     def jobs(self) -> list[Job]:
         return [
             sequencer_job(self.sequencer, self.settings.sequencer_interval_seconds),
             cleanup_job(self.uploads, CLEANUP_INTERVAL_SECONDS),
+            purge_job(self.purge, self.db, self.settings.purge_interval_seconds),
         ]
 
     def job_runner(self) -> JobRunner:
@@ -152,4 +156,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
             cameras,
             link_secret=derive_secret(master_key, "playback links"),
         ),
+        purge=PurgeService(clock, audit, settings, storage, key_store),
     )

@@ -139,3 +139,13 @@ def test_cameras_from_the_cli(cli_env: CliRunner) -> None:
     )
     assert vague.exit_code != 0
     assert "purpose" in vague.output
+
+
+def test_purge_from_the_cli(cli_env: CliRunner) -> None:
+    run(cli_env, "admin", "create-site", "--slug", "gym-west", "--name", "West", "--timezone", "UTC")
+    dry = run(cli_env, "purge", "--dry-run")
+    assert dry["dry_run"] is True
+    assert dry["expired"] == 0
+    done = run(cli_env, "purge")
+    assert done["outcome"] == "ok"
+    assert done["run_id"]

@@ -5,6 +5,7 @@ from cctv_gov.models.audit import AuditCheckpoint, AuditEvent, AuditTreeNode
 from cctv_gov.models.base import Base
 from cctv_gov.models.camera import Camera
 from cctv_gov.models.principal import Principal, RoleGrant
+from cctv_gov.models.retention import DayKeyDestruction, PurgeRun, SegmentTombstone
 from cctv_gov.models.segment import Segment, SegmentState
 from cctv_gov.models.site import Site
 
@@ -15,9 +16,12 @@ __all__ = [
     "AuditTreeNode",
     "Base",
     "Camera",
+    "DayKeyDestruction",
     "Principal",
+    "PurgeRun",
     "RoleGrant",
     "Segment",
     "SegmentState",
+    "SegmentTombstone",
     "Site",
 ]

@@ -29,6 +29,8 @@ class SegmentState(StrEnum):
     """The stored object did not match; never served, its object removed."""
     EXPIRED = "expired"
     """Prepared but not completed in time; its slot is free and its object (if any) removed."""
+    PURGING = "purging"
+    """Past retention and being erased: never served again; a crashed pass finishes it next time."""
 
 
 class Segment(Base):
@@ -45,6 +47,7 @@ class Segment(Base):
         Index("ix_segments_camera_time", "camera_id", "start_at"),
         Index("ix_segments_site_time", "site_id", "start_at"),
         Index("ix_segments_state_expiry", "state", "expires_at"),
+        Index("ix_segments_site_state_end", "site_id", "state", "end_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)

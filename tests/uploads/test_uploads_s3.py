@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import select
 
 from cctv_gov.app import create_app
-from cctv_gov.config import Settings, StorageBackend
+from cctv_gov.config import Settings
 from cctv_gov.container import Services, build_services
 from cctv_gov.db import Database
 from cctv_gov.kit import stream
@@ -27,24 +26,12 @@ from cctv_gov.models import AuditEvent, Segment
 from tests.conftest import World
 from tests.conftest import world as world
 from tests.fixtures import footage
-from tests.fixtures.s3 import S3Server, require_enforcement
+from tests.fixtures.s3 import S3Server, require_enforcement, service_settings
 
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str, s3_server: S3Server, s3_bucket: S3ObjectStore) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data",
-        database_url=db_url,
-        jobs_enabled=False,
-        audit_origin="test.cctv-gov/audit",
-        storage_backend=StorageBackend.S3,
-        s3_endpoint=s3_server.endpoint,
-        s3_bucket=s3_bucket.bucket,
-        s3_access_key=s3_server.access_key,
-        s3_secret_key=SecretStr(s3_server.secret_key),
-        s3_region=s3_server.region,
-        s3_secure=False,
-    )
+    return service_settings(tmp_path, db_url, s3_server, s3_bucket)
 
 
 @pytest.fixture

@@ -1,0 +1,116 @@
+"""SQL of the purge."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from cctv_gov.models import DayKeyDestruction, PurgeRun, Segment, SegmentState, SegmentTombstone, Site
+
+_ERASABLE = (SegmentState.REGISTERED.value, SegmentState.PURGING.value)
+
+
+class RetentionRepository:
+    def sites(self, session: Session) -> Sequence[Site]:
+        return session.scalars(select(Site).order_by(Site.slug)).all()
+
+    def count_expired(self, session: Session, site_id: uuid.UUID, cutoff: datetime) -> int:
+        stmt = select(func.count()).where(
+            Segment.site_id == site_id, Segment.state.in_(_ERASABLE), Segment.end_at <= cutoff
+        )
+        return session.scalar(stmt) or 0
+
+    def count_held(self, session: Session, site_id: uuid.UUID) -> int:
+        """Registered footage of the site (what a pass could erase at most)."""
+        stmt = select(func.count()).where(Segment.site_id == site_id, Segment.state.in_(_ERASABLE))
+        return session.scalar(stmt) or 0
+
+    def claim_expired(
+        self, session: Session, site_id: uuid.UUID, cutoff: datetime, limit: int
+    ) -> list[Segment]:
+        """Expired segments of the site (registered, or left ``purging`` by a crashed pass), marked ``purging``
+        so that nothing serves them again. Rows another purge holds are skipped (PostgreSQL)."""
+        stmt = (
+            select(Segment)
+            .where(Segment.site_id == site_id, Segment.state.in_(_ERASABLE), Segment.end_at <= cutoff)
+            .order_by(Segment.end_at, Segment.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = list(session.scalars(stmt))
+        if rows:
+            session.execute(
+                update(Segment)
+                .where(Segment.id.in_([r.id for r in rows]))
+                .values(state=SegmentState.PURGING.value)
+            )
+        return rows
+
+    def replace_by_tombstones(
+        self, session: Session, segment_ids: Sequence[uuid.UUID], run_id: uuid.UUID, now: datetime
+    ) -> list[Segment]:
+        """Tombstones for the ``purging`` segments among ``segment_ids``, and their rows (with the wrapped data
+        keys) deleted, in the caller's transaction."""
+        rows = list(
+            session.scalars(
+                select(Segment).where(
+                    Segment.id.in_(segment_ids), Segment.state == SegmentState.PURGING.value
+                )
+            )
+        )
+        if not rows:
+            return []
+        session.execute(
+            insert(SegmentTombstone),
+            [
+                {
+                    "segment_id": r.id,
+                    "site_id": r.site_id,
+                    "camera_id": r.camera_id,
+                    "start_at": r.start_at,
+                    "end_at": r.end_at,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "key_day": r.key_day,
+                    "registered_at": r.registered_at,
+                    "purged_at": now,
+                    "purge_run_id": run_id,
+                }
+                for r in rows
+            ],
+        )
+        session.execute(delete(Segment).where(Segment.id.in_([r.id for r in rows])))
+        return rows
+
+    def day_in_use(self, session: Session, site_id: uuid.UUID, day: date) -> bool:
+        """Whether any segment of the site-day still needs its key (a wrapped data key remains)."""
+        stmt = select(Segment.id).where(
+            Segment.site_id == site_id, Segment.key_day == day, Segment.wrapped_key.is_not(None)
+        )
+        return session.scalars(stmt.limit(1)).first() is not None
+
+    def record_destruction(
+        self, session: Session, site_id: uuid.UUID, day: date, run_id: uuid.UUID, now: datetime
+    ) -> bool:
+        if session.get(DayKeyDestruction, (site_id, day)) is not None:
+            return False
+        session.add(DayKeyDestruction(site_id=site_id, day=day, destroyed_at=now, purge_run_id=run_id))
+        session.flush()
+        return True
+
+    def add_run(self, session: Session, run: PurgeRun) -> None:
+        session.add(run)
+        session.flush()
+
+    def finish_run(self, session: Session, run_id: uuid.UUID, **values: object) -> None:
+        session.execute(update(PurgeRun).where(PurgeRun.id == run_id).values(**values))
+
+    def last_run(self, session: Session, outcome: str | None = None) -> PurgeRun | None:
+        stmt = select(PurgeRun).where(PurgeRun.dry_run.is_(False))
+        if outcome is not None:
+            stmt = stmt.where(PurgeRun.outcome == outcome)
+        return session.scalars(stmt.order_by(PurgeRun.started_at.desc()).limit(1)).first()

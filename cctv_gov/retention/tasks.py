@@ -1,0 +1,20 @@
+"""Periodic jobs of the retention domain."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from cctv_gov.db import Database
+from cctv_gov.kit.jobs import Job
+from cctv_gov.retention.service import PurgeService
+
+PURGE_JOB = "retention-purge"
+
+
+def purge_job(purge: PurgeService, db: Database, interval_seconds: float) -> Job:
+    def run(_session: Session) -> dict[str, int]:
+        # The purge commits batch by batch in transactions of its own (see PurgeService); the job's lock keeps
+        # it to one process at a time.
+        return purge.run(db).counts()
+
+    return Job(PURGE_JOB, interval_seconds, run)
