@@ -10,6 +10,7 @@ from fastapi.routing import APIRoute
 from cctv_gov.audit.router import router as audit_router
 from cctv_gov.cameras.router import router as cameras_router
 from cctv_gov.footage.router import router as footage_router
+from cctv_gov.holds.router import router as holds_router
 from cctv_gov.identity.router import router as identity_router
 from cctv_gov.sites.router import router as sites_router
 from cctv_gov.system.router import router as system_router
@@ -21,6 +22,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     cameras_router,
     uploads_router,
     footage_router,
+    holds_router,
     identity_router,
     audit_router,
 )

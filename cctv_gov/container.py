@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy.orm import Session
 
+from cctv_gov.approvals.service import ApprovalService
 from cctv_gov.audit.actions import AuditAction, Outcome
 from cctv_gov.audit.keys import AuditKeys, load_audit_keys
 from cctv_gov.audit.sequencer import Sequencer
@@ -25,6 +26,7 @@ from cctv_gov.db import Database
 from cctv_gov.errors import Forbidden, Unauthenticated
 from cctv_gov.footage.keys import build_key_store, derive_secret, load_master_key
 from cctv_gov.footage.service import FootageService
+from cctv_gov.holds.service import HoldService
 from cctv_gov.identity.service import IdentityService
 from cctv_gov.kit.clock import Clock, SystemClock
 from cctv_gov.kit.jobs import Job, JobRunner
@@ -56,6 +58,8 @@ class Services:
     cameras: CameraService
     uploads: UploadService
     footage: FootageService
+    approvals: ApprovalService
+    holds: HoldService
     purge: PurgeService
 
     def jobs(self) -> list[Job]:
@@ -134,6 +138,8 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
     audit = AuditLog(clock)
     sites = SiteService(clock, audit, max_retention_days=settings.max_retention_days)
     cameras = CameraService(clock, audit)
+    approvals = ApprovalService(clock, audit, keys.signer)
+    holds = HoldService(clock, audit, approvals, cameras)
     return Services(
         settings=settings,
         clock=clock,
@@ -156,5 +162,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
             cameras,
             link_secret=derive_secret(master_key, "playback links"),
         ),
-        purge=PurgeService(clock, audit, settings, storage, key_store),
+        approvals=approvals,
+        holds=holds,
+        purge=PurgeService(clock, audit, settings, storage, key_store, holds),
     )

@@ -27,6 +27,7 @@ from cctv_gov.config import Settings
 from cctv_gov.db import Database
 from cctv_gov.errors import AppError, InvalidInput, NotFound, Unauthenticated
 from cctv_gov.footage.repository import SegmentRepository
+from cctv_gov.holds.repository import HoldRepository
 from cctv_gov.identity.repository import IdentityRepository
 from cctv_gov.kit import stream
 from cctv_gov.kit.clock import Clock
@@ -102,6 +103,7 @@ class FootageService:
         self.cameras = cameras
         self.repo = SegmentRepository()
         self.people = IdentityRepository()
+        self.holds = HoldRepository()
         self._link_secret = link_secret
 
     # Finding -----------------------------------------------------------------------------------------------
@@ -211,16 +213,25 @@ class FootageService:
             # A link lives minutes, but a person disabled or stripped of the role meanwhile loses it at once.
             if not self._may_view(session, uuid.UUID(payload["p"]), segment.site_id):
                 raise Unauthenticated("the playback link is no longer valid", code="invalid_link")
+            data_key = self.data_key(session, segment)
             session.expunge(segment)
-        return self.play(segment, range_header)
+        return self.play(segment, range_header, data_key)
 
-    def play(self, segment: Segment, range_header: str | None) -> Playback:
-        if segment.wrapped_key is None:
-            raise NotFound("the footage's key is gone; it cannot be played", code="segment_erased")
-        try:
-            data_key = unwrap_data_key(self.keys.get(segment.site_id, segment.key_day), segment.wrapped_key)
-        except KeyDestroyed:
-            raise NotFound("the footage's day key was destroyed (erased)", code="segment_erased") from None
+    def data_key(self, session: Session, segment: Segment) -> bytes:
+        """The segment's data key: under its day's key, or, once that is destroyed, under a hold in force."""
+        if segment.wrapped_key is not None:
+            try:
+                return unwrap_data_key(self.keys.get(segment.site_id, segment.key_day), segment.wrapped_key)
+            except KeyDestroyed:
+                pass
+        for hold_id, wrapped in self.holds.held_keys_of(session, segment.id, self.clock.now()):
+            try:
+                return unwrap_data_key(self.keys.get_hold_key(hold_id), wrapped)
+            except KeyDestroyed:
+                continue
+        raise NotFound("the footage's keys are destroyed: it has been erased", code="segment_erased")
+
+    def play(self, segment: Segment, range_header: str | None, data_key: bytes) -> Playback:
         size = segment.size
         first, last, partial = _parse_range(range_header, size)
         layout = stream.Layout(size, segment.chunk_size)

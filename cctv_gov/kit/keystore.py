@@ -63,6 +63,17 @@ class KeyStore(Protocol):
         """Readiness probe: raise KeyStoreError if the store cannot be used."""
         ...
 
+    def hold_key(self, hold_id: uuid.UUID) -> bytes:
+        """An evidence hold's own key (created on first use): held segments' data keys are re-wrapped under it
+        so they outlive their day's key for as long as the hold lasts."""
+        ...
+
+    def get_hold_key(self, hold_id: uuid.UUID) -> bytes:
+        """The hold's key; KeyDestroyed if there is none."""
+        ...
+
+    def destroy_hold_key(self, hold_id: uuid.UUID) -> bool: ...
+
 
 def wrap_data_key(kek: bytes, data_key: bytes) -> bytes:
     """RFC 5649 key wrap of a data key under a site-day key."""
@@ -97,32 +108,50 @@ class DirectoryKeyStore:
     def _aad(site_id: uuid.UUID, day: date) -> bytes:
         return f"cctv-gov site-day key v1 {site_id} {day.isoformat()}".encode()
 
-    def _open(self, site_id: uuid.UUID, day: date, sealed: bytes) -> bytes:
-        if len(sealed) != _SEALED_SIZE:
-            raise KeyStoreError(f"key file for {site_id} {day} is corrupt")
+    def _hold_path(self, hold_id: uuid.UUID) -> Path:
+        return self.root / "holds" / f"{hold_id}.key"
+
+    def _open_file(self, path: Path, aad: bytes, what: str) -> bytes:
         try:
-            return self._master.decrypt(sealed[:_NONCE], sealed[_NONCE:], self._aad(site_id, day))
+            sealed = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyDestroyed(f"no key for {what}") from None
+        except OSError as exc:
+            raise KeyStoreError(f"key store unreadable: {exc.strerror}") from None
+        if len(sealed) != _SEALED_SIZE:
+            raise KeyStoreError(f"key file for {what} is corrupt")
+        try:
+            return self._master.decrypt(sealed[:_NONCE], sealed[_NONCE:], aad)
         except InvalidTag:
             raise KeyStoreError(
-                f"key file for {site_id} {day} does not open with the master key (wrong key, or tampered)"
+                f"key file for {what} does not open with the master key (wrong key, or tampered)"
             ) from None
 
     def get(self, site_id: uuid.UUID, day: date) -> bytes:
-        try:
-            sealed = self._path(site_id, day).read_bytes()
-        except FileNotFoundError:
-            raise KeyDestroyed(f"no key for site {site_id} on {day}") from None
-        except OSError as exc:
-            raise KeyStoreError(f"key store unreadable: {exc.strerror}") from None
-        return self._open(site_id, day, sealed)
+        return self._open_file(self._path(site_id, day), self._aad(site_id, day), f"site {site_id} on {day}")
 
     def get_or_create(self, site_id: uuid.UUID, day: date) -> bytes:
-        path = self._path(site_id, day)
-        with contextlib.suppress(FileNotFoundError):
-            return self._open(site_id, day, path.read_bytes())
+        return self._get_or_create(
+            self._path(site_id, day), self._aad(site_id, day), f"site {site_id} on {day}"
+        )
+
+    def hold_key(self, hold_id: uuid.UUID) -> bytes:
+        aad = f"cctv-gov hold key v1 {hold_id}".encode()
+        return self._get_or_create(self._hold_path(hold_id), aad, f"hold {hold_id}")
+
+    def get_hold_key(self, hold_id: uuid.UUID) -> bytes:
+        aad = f"cctv-gov hold key v1 {hold_id}".encode()
+        return self._open_file(self._hold_path(hold_id), aad, f"hold {hold_id}")
+
+    def destroy_hold_key(self, hold_id: uuid.UUID) -> bool:
+        return self._destroy(self._hold_path(hold_id))
+
+    def _get_or_create(self, path: Path, aad: bytes, what: str) -> bytes:
+        with contextlib.suppress(KeyDestroyed):
+            return self._open_file(path, aad, what)
         key = secrets.token_bytes(KEY_SIZE)
         nonce = secrets.token_bytes(_NONCE)
-        sealed = nonce + self._master.encrypt(nonce, key, self._aad(site_id, day))
+        sealed = nonce + self._master.encrypt(nonce, key, aad)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         temp = path.parent / f".tmp-{secrets.token_hex(8)}"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -134,7 +163,7 @@ class DirectoryKeyStore:
             try:
                 os.link(temp, path)  # atomic and exclusive: another process may have won the race
             except FileExistsError:
-                return self._open(site_id, day, path.read_bytes())
+                return self._open_file(path, aad, what)
             _fsync_dir(path.parent)
             return key
         finally:
@@ -142,7 +171,9 @@ class DirectoryKeyStore:
                 temp.unlink()
 
     def destroy(self, site_id: uuid.UUID, day: date) -> bool:
-        path = self._path(site_id, day)
+        return self._destroy(self._path(site_id, day))
+
+    def _destroy(self, path: Path) -> bool:
         try:
             fd = os.open(path, os.O_WRONLY)
         except FileNotFoundError:

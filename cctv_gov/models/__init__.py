@@ -1,9 +1,11 @@
 """Every table, one module each. Importing this package registers them all on ``Base.metadata``."""
 
 from cctv_gov.models.api_token import ApiToken
+from cctv_gov.models.approval import WrittenApproval
 from cctv_gov.models.audit import AuditCheckpoint, AuditEvent, AuditTreeNode
 from cctv_gov.models.base import Base
 from cctv_gov.models.camera import Camera
+from cctv_gov.models.hold import EvidenceHold, HeldKey, HoldCamera, HoldState
 from cctv_gov.models.principal import Principal, RoleGrant
 from cctv_gov.models.retention import DayKeyDestruction, PurgeRun, SegmentTombstone
 from cctv_gov.models.segment import Segment, SegmentState
@@ -17,6 +19,10 @@ __all__ = [
     "Base",
     "Camera",
     "DayKeyDestruction",
+    "EvidenceHold",
+    "HeldKey",
+    "HoldCamera",
+    "HoldState",
     "Principal",
     "PurgeRun",
     "RoleGrant",
@@ -24,4 +30,5 @@ __all__ = [
     "SegmentState",
     "SegmentTombstone",
     "Site",
+    "WrittenApproval",
 ]

@@ -9,7 +9,16 @@ from datetime import date, datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from cctv_gov.models import DayKeyDestruction, PurgeRun, Segment, SegmentState, SegmentTombstone, Site
+from cctv_gov.holds.repository import covering_holds
+from cctv_gov.models import (
+    DayKeyDestruction,
+    HeldKey,
+    PurgeRun,
+    Segment,
+    SegmentState,
+    SegmentTombstone,
+    Site,
+)
 
 _ERASABLE = (SegmentState.REGISTERED.value, SegmentState.PURGING.value)
 
@@ -18,9 +27,24 @@ class RetentionRepository:
     def sites(self, session: Session) -> Sequence[Site]:
         return session.scalars(select(Site).order_by(Site.slug)).all()
 
-    def count_expired(self, session: Session, site_id: uuid.UUID, cutoff: datetime) -> int:
+    def count_expired(self, session: Session, site_id: uuid.UUID, cutoff: datetime, now: datetime) -> int:
+        """Expired segments the purge may erase (not under a hold in force)."""
         stmt = select(func.count()).where(
-            Segment.site_id == site_id, Segment.state.in_(_ERASABLE), Segment.end_at <= cutoff
+            Segment.site_id == site_id,
+            Segment.state.in_(_ERASABLE),
+            Segment.end_at <= cutoff,
+            ~covering_holds(now),
+        )
+        return session.scalar(stmt) or 0
+
+    def count_expired_held(
+        self, session: Session, site_id: uuid.UUID, cutoff: datetime, now: datetime
+    ) -> int:
+        stmt = select(func.count()).where(
+            Segment.site_id == site_id,
+            Segment.state.in_(_ERASABLE),
+            Segment.end_at <= cutoff,
+            covering_holds(now),
         )
         return session.scalar(stmt) or 0
 
@@ -30,13 +54,19 @@ class RetentionRepository:
         return session.scalar(stmt) or 0
 
     def claim_expired(
-        self, session: Session, site_id: uuid.UUID, cutoff: datetime, limit: int
+        self, session: Session, site_id: uuid.UUID, cutoff: datetime, now: datetime, limit: int
     ) -> list[Segment]:
-        """Expired segments of the site (registered, or left ``purging`` by a crashed pass), marked ``purging``
-        so that nothing serves them again. Rows another purge holds are skipped (PostgreSQL)."""
+        """Expired segments of the site (registered, or left ``purging`` by a crashed pass) that no hold in force
+        covers — checked in this same query — marked ``purging`` so that nothing serves them again. Rows another
+        purge holds are skipped (PostgreSQL)."""
         stmt = (
             select(Segment)
-            .where(Segment.site_id == site_id, Segment.state.in_(_ERASABLE), Segment.end_at <= cutoff)
+            .where(
+                Segment.site_id == site_id,
+                Segment.state.in_(_ERASABLE),
+                Segment.end_at <= cutoff,
+                ~covering_holds(now),
+            )
             .order_by(Segment.end_at, Segment.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -83,13 +113,18 @@ class RetentionRepository:
                 for r in rows
             ],
         )
-        session.execute(delete(Segment).where(Segment.id.in_([r.id for r in rows])))
+        erased = [r.id for r in rows]
+        session.execute(delete(HeldKey).where(HeldKey.segment_id.in_(erased)))
+        session.execute(delete(Segment).where(Segment.id.in_(erased)))
         return rows
 
-    def day_in_use(self, session: Session, site_id: uuid.UUID, day: date) -> bool:
-        """Whether any segment of the site-day still needs its key (a wrapped data key remains)."""
+    def day_in_use(self, session: Session, site_id: uuid.UUID, day: date, now: datetime) -> bool:
+        """Whether a segment of the site-day outside any hold in force still needs the day's key."""
         stmt = select(Segment.id).where(
-            Segment.site_id == site_id, Segment.key_day == day, Segment.wrapped_key.is_not(None)
+            Segment.site_id == site_id,
+            Segment.key_day == day,
+            Segment.wrapped_key.is_not(None),
+            ~covering_holds(now),
         )
         return session.scalars(stmt.limit(1)).first() is not None
 

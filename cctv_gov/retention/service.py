@@ -30,9 +30,10 @@ from cctv_gov.audit.service import AuditLog
 from cctv_gov.authz import SYSTEM_ACTOR, Actor
 from cctv_gov.config import Settings
 from cctv_gov.db import Database
+from cctv_gov.holds.service import HoldService
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.ids import new_id
-from cctv_gov.kit.keystore import KeyStore
+from cctv_gov.kit.keystore import KeyStore, unwrap_data_key, wrap_data_key
 from cctv_gov.kit.storage import ObjectStore
 from cctv_gov.models import PurgeRun
 from cctv_gov.retention.repository import RetentionRepository
@@ -51,6 +52,8 @@ class SitePlan:
     cutoff: datetime
     expired: int
     stored: int
+    held: int = 0
+    """Expired, but kept by an evidence hold in force."""
 
 
 @dataclass
@@ -91,8 +94,15 @@ class PurgeReport:
 
 class PurgeService:
     def __init__(
-        self, clock: Clock, audit: AuditLog, settings: Settings, storage: ObjectStore, keys: KeyStore
+        self,
+        clock: Clock,
+        audit: AuditLog,
+        settings: Settings,
+        storage: ObjectStore,
+        keys: KeyStore,
+        holds: HoldService,
     ) -> None:
+        self.holds = holds
         self.clock = clock
         self.audit = audit
         self.settings = settings
@@ -111,8 +121,9 @@ class PurgeService:
                         site.slug,
                         site.retention_days,
                         cutoff,
-                        self.repo.count_expired(session, site.id, cutoff),
+                        self.repo.count_expired(session, site.id, cutoff, now),
                         self.repo.count_held(session, site.id),
+                        self.repo.count_expired_held(session, site.id, cutoff, now),
                     )
                 )
             return plans
@@ -121,6 +132,9 @@ class PurgeService:
         self, db: Database, *, dry_run: bool = False, force: bool = False, actor: Actor = SYSTEM_ACTOR
     ) -> PurgeReport:
         now = self.clock.now()
+        if not dry_run:
+            with db.transaction() as session:
+                self.holds.end_due(session)  # a hold past its end date protects nothing from here on
         report = PurgeReport(None, dry_run, force, sites=self.plan(db, now))
         report.reason = self._threshold(report.sites)
         if dry_run:
@@ -163,6 +177,7 @@ class PurgeService:
                     self._erase_site(db, plan, run_id, actor, report)
             for plan in report.sites:
                 self._destroy_empty_days(db, plan, run_id, actor, report, now)
+            self._destroy_finished_hold_keys(db, actor)
         except Exception:
             with db.transaction() as session:
                 self.repo.finish_run(
@@ -209,7 +224,7 @@ class PurgeService:
                 claimed = [
                     (s.id, s.object_key)
                     for s in self.repo.claim_expired(
-                        session, plan.site_id, plan.cutoff, self.settings.purge_batch_size
+                        session, plan.site_id, plan.cutoff, self.clock.now(), self.settings.purge_batch_size
                     )
                 ]
             if not claimed:
@@ -266,8 +281,9 @@ class PurgeService:
             if day_end + longest + timedelta(days=plan.retention_days) > now:
                 continue
             with db.transaction() as session:
-                if self.repo.day_in_use(session, plan.site_id, day):
+                if self.repo.day_in_use(session, plan.site_id, day, now):
                     continue
+                self._rewrap_held(session, plan, day, now)
                 # Recorded first: if the destruction below fails, the next pass finds the key and destroys it.
                 if self.repo.record_destruction(session, plan.site_id, day, run_id, self.clock.now()):
                     self.audit.record(
@@ -281,3 +297,34 @@ class PurgeService:
                     )
             if self.keys.destroy(plan.site_id, day):
                 report.keys_destroyed += 1
+
+    def _rewrap_held(self, session: Any, plan: SitePlan, day: Any, now: datetime) -> None:
+        """Before a day's key goes, the data keys of that day's held segments are wrapped again under each
+        covering hold's own key: held evidence stays readable, everything else of the day does not."""
+        held = self.holds.repo.held_segments_of_day(session, plan.site_id, day, now)
+        if not held:
+            return
+        kek = self.keys.get(plan.site_id, day)
+        for segment in held:
+            assert segment.wrapped_key is not None  # the query selects those with a key
+            data_key = unwrap_data_key(kek, segment.wrapped_key)
+            for hold_id in self.holds.repo.active_covering(session, segment, now):
+                rewrapped = wrap_data_key(self.keys.hold_key(hold_id), data_key)
+                self.holds.repo.add_held_key(session, hold_id, segment.id, rewrapped)
+            segment.wrapped_key = None
+        session.flush()
+
+    def _destroy_finished_hold_keys(self, db: Database, actor: Actor) -> None:
+        with db.transaction() as session:
+            for hold in self.holds.repo.finished_with_keys(session):
+                destroyed = self.keys.destroy_hold_key(hold.id)
+                hold.key_destroyed_at = self.clock.now()
+                if destroyed:
+                    self.audit.record(
+                        session,
+                        actor,
+                        AuditAction.HOLD_KEY_DESTROY,
+                        target_type="evidence_hold",
+                        target_id=hold.id,
+                        site_id=hold.site_id,
+                    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -139,6 +140,48 @@ def _playback_url(services: Services, world: World) -> str:
     return url
 
 
+def _hold(services: Services, world: World, *, approved: bool = False) -> str:
+    from cctv_gov.authz import Actor, Grant
+    from cctv_gov.holds.schemas import HoldCreate
+
+    cam = footage.add_camera(services, world.site_a)
+    site = uuid.UUID(world.site_a)
+    gm = Actor(
+        uuid.UUID(world.principals["general_manager@a"]),
+        "person",
+        "gm",
+        (Grant(uuid.uuid4(), Role.GENERAL_MANAGER, site),),
+    )
+    now = services.clock.now()
+    with services.db.transaction() as s:
+        view = services.holds.propose(
+            s,
+            gm,
+            site,
+            HoldCreate(
+                camera_ids=[cam.id],
+                start=now - timedelta(hours=2),
+                end=now - timedelta(hours=1),
+                reason="Keeping the fall at the front desk for the insurer",
+                incident_ref="INC-1",
+            ),
+        )
+        if approved:
+            services.holds.decide(
+                s, gm, site, view.hold.id, True, "I approve keeping this for the insurer's claim."
+            )
+    return str(view.hold.id)
+
+
+HOLD_BODY = {
+    "start": "2026-10-31T10:00:00Z",
+    "end": "2026-10-31T11:00:00Z",
+    "reason": "Keeping the fall at the front desk for the insurer",
+    "incident_ref": "INC-2",
+}
+STATEMENT = "I approve keeping this footage for the insurer's claim."
+HOLD_READERS_OF_A = {"general_manager@a", "operator@a", "auditor@a", "auditor@*"}
+PROPOSERS_OF_A = {"general_manager@a", "operator@a"}
 CAMERA_READERS_OF_A = {
     "general_manager@a",
     "operator@a",
@@ -226,6 +269,37 @@ EXPECTED: dict[tuple[str, str], Call] = {
         lambda s, w: (
             f"/v1/sites/{w.site_a}/segments/{_segment(s, w)}/playback",
             {"purpose": "Incident 7: checking the front desk"},
+        ),
+    ),
+    ("POST", "/v1/sites/{site_id}/holds"): Call(
+        PROPOSERS_OF_A,
+        lambda s, w: (f"/v1/sites/{w.site_a}/holds", {**HOLD_BODY, "camera_ids": [_camera(s, w)]}),
+    ),
+    ("GET", "/v1/sites/{site_id}/holds"): Call(
+        HOLD_READERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/holds", None)
+    ),
+    ("GET", "/v1/sites/{site_id}/holds/{hold_id}"): Call(
+        HOLD_READERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/holds/{_hold(s, w)}", None)
+    ),
+    ("POST", "/v1/sites/{site_id}/holds/{hold_id}/decision"): Call(
+        {"general_manager@a"},
+        lambda s, w: (
+            f"/v1/sites/{w.site_a}/holds/{_hold(s, w)}/decision",
+            {"decision": "approve", "statement": STATEMENT},
+        ),
+    ),
+    ("POST", "/v1/sites/{site_id}/holds/{hold_id}/extend"): Call(
+        {"general_manager@a"},
+        lambda s, w: (
+            f"/v1/sites/{w.site_a}/holds/{_hold(s, w, approved=True)}/extend",
+            {"ends_at": "2027-06-01T00:00:00Z", "statement": STATEMENT},
+        ),
+    ),
+    ("POST", "/v1/sites/{site_id}/holds/{hold_id}/end"): Call(
+        PROPOSERS_OF_A,
+        lambda s, w: (
+            f"/v1/sites/{w.site_a}/holds/{_hold(s, w, approved=True)}/end",
+            {"statement": "The insurer closed the claim."},
         ),
     ),
     ("GET", "/v1/playback/{ticket}"): Call(EVERYONE, lambda s, w: (_playback_url(s, w), None), public=True),

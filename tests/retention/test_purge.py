@@ -63,7 +63,7 @@ def test_one_second_inside_retention_is_kept_one_second_past_is_erased(
     assert [e.target_id for e in erased] == [str(old.id)]
     # The day still holds the young segment: its key stays, and the young segment still plays.
     assert services.key_store.days(young.site_id) == [young.key_day]
-    assert b"".join(services.footage.play(young, None).body) == young_data
+    assert footage.play_bytes(services, young) == young_data
     assert report.keys_destroyed == 0
 
 
