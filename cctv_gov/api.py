@@ -12,6 +12,7 @@ from cctv_gov.cameras.router import router as cameras_router
 from cctv_gov.footage.router import router as footage_router
 from cctv_gov.holds.router import router as holds_router
 from cctv_gov.identity.router import router as identity_router
+from cctv_gov.retention.router import router as retention_router
 from cctv_gov.sites.router import router as sites_router
 from cctv_gov.system.router import router as system_router
 from cctv_gov.uploads.router import router as uploads_router
@@ -23,6 +24,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     uploads_router,
     footage_router,
     holds_router,
+    retention_router,
     identity_router,
     audit_router,
 )

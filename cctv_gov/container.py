@@ -32,6 +32,8 @@ from cctv_gov.kit.clock import Clock, SystemClock
 from cctv_gov.kit.jobs import Job, JobRunner
 from cctv_gov.kit.keystore import KeyStore
 from cctv_gov.kit.storage import LocalObjectStore, ObjectStore, S3ObjectStore
+from cctv_gov.retention.certificates import CertificateService
+from cctv_gov.retention.compliance import ComplianceService
 from cctv_gov.retention.service import PurgeService
 from cctv_gov.retention.tasks import purge_job
 from cctv_gov.sites.service import SiteService
@@ -61,6 +63,8 @@ class Services:
     approvals: ApprovalService
     holds: HoldService
     purge: PurgeService
+    certificates: CertificateService
+    compliance: ComplianceService
 
     def jobs(self) -> list[Job]:
         return [
@@ -165,4 +169,6 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
         approvals=approvals,
         holds=holds,
         purge=PurgeService(clock, audit, settings, storage, key_store, holds),
+        certificates=CertificateService(clock, keys.signer, sites),
+        compliance=ComplianceService(clock, audit, settings, sites, cameras, holds),
     )

@@ -20,6 +20,8 @@ class AuditAction(StrEnum):
     DAY_KEY_DESTROY = "retention:daykey:destroy"
     PURGE_STOPPED = "retention:purge:stop"
     HOLD_KEY_DESTROY = "retention:holdkey:destroy"
+    COMPLIANCE_READ = "retention:report:read"
+    CERTIFICATE_READ = "retention:certificate:read"
     HOLD_PROPOSE = "hold:hold:propose"
     HOLD_END = "hold:hold:end"
     HOLD_EXPIRE = "hold:hold:expire"

@@ -97,6 +97,40 @@ class AuditRepository:
             select(AuditCheckpoint).order_by(AuditCheckpoint.tree_size.desc()).limit(1)
         ).first()
 
+    def event_span(
+        self,
+        session: Session,
+        site_id: uuid.UUID,
+        actions: Sequence[str],
+        start: datetime,
+        end: datetime,
+    ) -> tuple[int, int, int | None, int | None]:
+        """(events, not yet sequenced, first leaf index, last leaf index) of the site's events of ``actions`` that
+        occurred in [start, end)."""
+        where = (
+            AuditEvent.site_id == site_id,
+            AuditEvent.action.in_(actions),
+            AuditEvent.occurred_at >= start,
+            AuditEvent.occurred_at < end,
+        )
+        total, first, last = session.execute(
+            select(func.count(), func.min(AuditEvent.leaf_index), func.max(AuditEvent.leaf_index)).where(
+                *where
+            )
+        ).one()
+        pending = session.scalar(select(func.count()).where(*where, AuditEvent.leaf_index.is_(None))) or 0
+        return int(total), int(pending), first, last
+
+    def first_checkpoint_from(self, session: Session, size: int) -> AuditCheckpoint | None:
+        """The earliest signed checkpoint whose tree holds at least ``size`` leaves."""
+        stmt = (
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.tree_size >= size)
+            .order_by(AuditCheckpoint.tree_size)
+            .limit(1)
+        )
+        return session.scalars(stmt).first()
+
     def checkpoint_at(self, session: Session, size: int) -> AuditCheckpoint | None:
         return session.get(AuditCheckpoint, size)
 

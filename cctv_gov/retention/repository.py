@@ -149,3 +149,50 @@ class RetentionRepository:
         if outcome is not None:
             stmt = stmt.where(PurgeRun.outcome == outcome)
         return session.scalars(stmt.order_by(PurgeRun.started_at.desc()).limit(1)).first()
+
+    # Certificates and the compliance report ------------------------------------------------------------------
+
+    def tombstones_between(
+        self, session: Session, site_id: uuid.UUID, start: datetime, end: datetime
+    ) -> Sequence[SegmentTombstone]:
+        stmt = (
+            select(SegmentTombstone)
+            .where(
+                SegmentTombstone.site_id == site_id,
+                SegmentTombstone.purged_at >= start,
+                SegmentTombstone.purged_at < end,
+            )
+            .order_by(SegmentTombstone.purged_at, SegmentTombstone.segment_id)
+        )
+        return session.scalars(stmt).all()
+
+    def destructions_between(
+        self, session: Session, site_id: uuid.UUID, start: datetime, end: datetime
+    ) -> Sequence[DayKeyDestruction]:
+        stmt = (
+            select(DayKeyDestruction)
+            .where(
+                DayKeyDestruction.site_id == site_id,
+                DayKeyDestruction.destroyed_at >= start,
+                DayKeyDestruction.destroyed_at < end,
+            )
+            .order_by(DayKeyDestruction.day)
+        )
+        return session.scalars(stmt).all()
+
+    def purged_at_since(self, session: Session, site_id: uuid.UUID, since: datetime) -> list[datetime]:
+        stmt = select(SegmentTombstone.purged_at).where(
+            SegmentTombstone.site_id == site_id, SegmentTombstone.purged_at >= since
+        )
+        return list(session.scalars(stmt))
+
+    def oldest_by_camera(
+        self, session: Session, site_id: uuid.UUID, now: datetime
+    ) -> dict[uuid.UUID, datetime]:
+        """Per camera, the end of its oldest footage that no hold in force keeps."""
+        stmt = (
+            select(Segment.camera_id, func.min(Segment.end_at))
+            .where(Segment.site_id == site_id, Segment.state.in_(_ERASABLE), ~covering_holds(now))
+            .group_by(Segment.camera_id)
+        )
+        return {row[0]: row[1] for row in session.execute(stmt)}

@@ -182,6 +182,7 @@ HOLD_BODY = {
 STATEMENT = "I approve keeping this footage for the insurer's claim."
 HOLD_READERS_OF_A = {"general_manager@a", "operator@a", "auditor@a", "auditor@*"}
 PROPOSERS_OF_A = {"general_manager@a", "operator@a"}
+REVIEWERS_OF_A = {"general_manager@a", "auditor@a", "admin@a", "admin@*", "auditor@*"}
 CAMERA_READERS_OF_A = {
     "general_manager@a",
     "operator@a",
@@ -301,6 +302,12 @@ EXPECTED: dict[tuple[str, str], Call] = {
             f"/v1/sites/{w.site_a}/holds/{_hold(s, w, approved=True)}/end",
             {"statement": "The insurer closed the claim."},
         ),
+    ),
+    ("GET", "/v1/sites/{site_id}/retention/report"): Call(
+        REVIEWERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/retention/report", None)
+    ),
+    ("GET", "/v1/sites/{site_id}/retention/certificates/{day}"): Call(
+        REVIEWERS_OF_A, lambda s, w: (f"/v1/sites/{w.site_a}/retention/certificates/2026-10-30", None)
     ),
     ("GET", "/v1/playback/{ticket}"): Call(EVERYONE, lambda s, w: (_playback_url(s, w), None), public=True),
     ("POST", "/v1/principals"): Call(ADMINS_OF_A, lambda s, w: ("/v1/principals", _person_body(w))),
