@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     """Safety threshold: a pass that would erase more than this share of a site's footage stops, unless forced
     (a clock jumped forward makes everything look expired)."""
 
+    reconcile_interval_seconds: float = Field(default=86_400, gt=0)
+    """How often the store is compared with the database (a full listing of the footage prefix)."""
+
     jobs_enabled: bool = True
     sequencer_interval_seconds: float = Field(default=0.5, gt=0)
     audit_batch_size: int = Field(default=5000, ge=1)

@@ -34,8 +34,9 @@ from cctv_gov.kit.keystore import KeyStore
 from cctv_gov.kit.storage import LocalObjectStore, ObjectStore, S3ObjectStore
 from cctv_gov.retention.certificates import CertificateService
 from cctv_gov.retention.compliance import ComplianceService
+from cctv_gov.retention.reconcile import ReconcileService
 from cctv_gov.retention.service import PurgeService
-from cctv_gov.retention.tasks import purge_job
+from cctv_gov.retention.tasks import purge_job, reconcile_job
 from cctv_gov.sites.service import SiteService
 from cctv_gov.uploads.service import UploadService
 from cctv_gov.uploads.tasks import cleanup_job
@@ -65,12 +66,14 @@ class Services:
     purge: PurgeService
     certificates: CertificateService
     compliance: ComplianceService
+    reconcile: ReconcileService
 
     def jobs(self) -> list[Job]:
         return [
             sequencer_job(self.sequencer, self.settings.sequencer_interval_seconds),
             cleanup_job(self.uploads, CLEANUP_INTERVAL_SECONDS),
             purge_job(self.purge, self.db, self.settings.purge_interval_seconds),
+            reconcile_job(self.reconcile, self.db, self.settings.reconcile_interval_seconds),
         ]
 
     def job_runner(self) -> JobRunner:
@@ -171,4 +174,5 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
         purge=PurgeService(clock, audit, settings, storage, key_store, holds),
         certificates=CertificateService(clock, keys.signer, sites),
         compliance=ComplianceService(clock, audit, settings, sites, cameras, holds),
+        reconcile=ReconcileService(clock, audit, settings, storage),
     )

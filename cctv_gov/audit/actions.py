@@ -21,6 +21,8 @@ class AuditAction(StrEnum):
     PURGE_STOPPED = "retention:purge:stop"
     HOLD_KEY_DESTROY = "retention:holdkey:destroy"
     COMPLIANCE_READ = "retention:report:read"
+    RECONCILE_FINDING = "retention:reconcile:finding"
+    ORPHAN_ERASE = "retention:orphan:erase"
     CERTIFICATE_READ = "retention:certificate:read"
     HOLD_PROPOSE = "hold:hold:propose"
     HOLD_END = "hold:hold:end"

@@ -196,3 +196,18 @@ class RetentionRepository:
             .group_by(Segment.camera_id)
         )
         return {row[0]: row[1] for row in session.execute(stmt)}
+
+    # Reconcile ---------------------------------------------------------------------------------------------
+
+    def stored_keys(self, session: Session, site_id: uuid.UUID) -> dict[str, str]:
+        """Object key -> state of every segment row of the site whose object should still exist."""
+        stmt = select(Segment.object_key, Segment.state).where(
+            Segment.site_id == site_id, Segment.object_deleted_at.is_(None)
+        )
+        return {row[0]: row[1] for row in session.execute(stmt)}
+
+    def tombstoned(self, session: Session, segment_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not segment_ids:
+            return set()
+        stmt = select(SegmentTombstone.segment_id).where(SegmentTombstone.segment_id.in_(segment_ids))
+        return set(session.scalars(stmt))

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from cctv_gov.db import Database
 from cctv_gov.kit.jobs import Job
+from cctv_gov.retention.reconcile import ReconcileService
 from cctv_gov.retention.service import PurgeService
 
 PURGE_JOB = "retention-purge"
@@ -18,3 +19,13 @@ def purge_job(purge: PurgeService, db: Database, interval_seconds: float) -> Job
         return purge.run(db).counts()
 
     return Job(PURGE_JOB, interval_seconds, run)
+
+
+RECONCILE_JOB = "retention-reconcile"
+
+
+def reconcile_job(reconcile: ReconcileService, db: Database, interval_seconds: float) -> Job:
+    def run(_session: Session) -> dict[str, int]:
+        return reconcile.run(db).counts()
+
+    return Job(RECONCILE_JOB, interval_seconds, run)
