@@ -373,3 +373,54 @@ def _app_errors() -> Iterator[None]:
 
 def _validation_text(exc: Any) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+# storage --------------------------------------------------------------------------------------------------
+
+
+@main.group()
+def storage() -> None:
+    """The object store: set up the footage bucket."""
+
+
+@storage.command("setup")
+@click.option("--bucket", default=None, help="Bucket to set up (default from CCTV_GOV_S3_BUCKET).")
+@click.option(
+    "--expire-after-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Days after which the store's lifecycle expires footage objects "
+    "(default: CCTV_GOV_MAX_RETENTION_DAYS + 2). Must exceed CCTV_GOV_MAX_RETENTION_DAYS.",
+)
+def storage_setup(bucket: str | None, expire_after_days: int | None) -> None:
+    """Create the footage bucket with Object Lock and versioning, and put the lifecycle backstop on it.
+
+    Idempotent: run it again after changing CCTV_GOV_MAX_RETENTION_DAYS. Prints what it found and did.
+    """
+    from cctv_gov.config import StorageBackend
+    from cctv_gov.container import build_storage
+    from cctv_gov.kit.storage import S3ObjectStore, StorageError
+    from cctv_gov.kit.storage.s3_admin import default_expire_after_days, setup_footage_bucket
+
+    settings = _settings()
+    if settings.storage_backend is not StorageBackend.S3:
+        raise click.ClickException(
+            "storage setup is for the s3 backend (CCTV_GOV_STORAGE_BACKEND=s3): the local backend has no "
+            "bucket, versioning, Object Lock or lifecycle, so footage there is erased by the purge alone"
+        )
+    days = expire_after_days or default_expire_after_days(settings.max_retention_days)
+    if days <= settings.max_retention_days:
+        raise click.ClickException(
+            f"--expire-after-days {days} would let the store erase footage that a site may keep for "
+            f"CCTV_GOV_MAX_RETENTION_DAYS={settings.max_retention_days} days; give more than that"
+        )
+    if bucket is not None:
+        settings = settings.model_copy(update={"s3_bucket": bucket})
+    store = build_storage(settings)
+    if not isinstance(store, S3ObjectStore):  # pragma: no cover - the backend was checked above
+        raise click.ClickException(f"expected an S3 store, got {store!r}")
+    try:
+        report = setup_footage_bucket(store, expire_after_days=days)
+    except StorageError as exc:
+        raise click.ClickException(str(exc)) from None
+    _emit({**report.as_dict(), "max_retention_days": settings.max_retention_days, "expire_after_days": days})

@@ -149,3 +149,103 @@ def test_purge_from_the_cli(cli_env: CliRunner) -> None:
     done = run(cli_env, "purge")
     assert done["outcome"] == "ok"
     assert done["run_id"]
+
+
+# storage setup --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: object) -> CliRunner:
+    """The CLI configured for the s3 backend on the test S3 server, with a bucket that does not exist yet
+    (CCTV_GOV_S3_BUCKET); every bucket named cctv-gov-test-cli-* is removed afterwards."""
+    import secrets
+
+    from tests.fixtures.s3 import S3Server, remove_bucket
+
+    assert isinstance(s3_server, S3Server)
+    bucket = f"cctv-gov-test-cli-{secrets.token_hex(6)}"
+    env = {
+        "CCTV_GOV_DATA_DIR": str(tmp_path / "data"),
+        "CCTV_GOV_STORAGE_BACKEND": "s3",
+        "CCTV_GOV_S3_ENDPOINT": s3_server.endpoint,
+        "CCTV_GOV_S3_BUCKET": bucket,
+        "CCTV_GOV_S3_ACCESS_KEY": s3_server.access_key,
+        "CCTV_GOV_S3_SECRET_KEY": s3_server.secret_key,
+        "CCTV_GOV_S3_REGION": s3_server.region,
+        "CCTV_GOV_S3_SECURE": "false",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        yield CliRunner()
+    finally:
+        get_settings.cache_clear()
+        client = s3_server.client()
+        for found in client.list_buckets():
+            if found.name.startswith("cctv-gov-test-cli-"):
+                remove_bucket(client, found.name)
+
+
+def test_storage_setup_from_the_cli(s3_cli_env: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    first = run(s3_cli_env, "storage", "setup")
+    assert first["bucket"] == os.environ["CCTV_GOV_S3_BUCKET"]
+    assert first["created"] is True
+    assert first["object_lock"] is True
+    assert first["max_retention_days"] == 31
+    assert first["expire_after_days"] == 33
+    assert first["lifecycle"]["changed"] is True
+    rules = {rule["id"]: rule for rule in first["lifecycle"]["rules"]}
+    assert rules["cctv-gov-footage-expire"] == {
+        "id": "cctv-gov-footage-expire",
+        "status": "Enabled",
+        "prefix": "footage/",
+        "expiration": {"days": 33},
+        "noncurrent_version_expiration_days": 1,
+        "abort_incomplete_multipart_upload_days": 1,
+    }
+    assert rules["cctv-gov-footage-delete-markers"]["expiration"] == {"expired_object_delete_marker": True}
+
+    again = run(s3_cli_env, "storage", "setup")  # idempotent
+    assert again["created"] is False
+    assert again["lifecycle"]["changed"] is False
+    assert again["versioning"] == {"found": "Enabled", "enabled_now": False}
+
+    too_short = s3_cli_env.invoke(main, ["storage", "setup", "--expire-after-days", "31"])
+    assert too_short.exit_code == 1
+    assert "CCTV_GOV_MAX_RETENTION_DAYS=31" in too_short.output
+
+    monkeypatch.setenv("CCTV_GOV_MAX_RETENTION_DAYS", "10")
+    get_settings.cache_clear()
+    shorter = run(s3_cli_env, "storage", "setup")
+    assert shorter["expire_after_days"] == 12
+    assert shorter["lifecycle"]["changed"] is True
+    chosen = run(
+        s3_cli_env, "storage", "setup", "--bucket", "cctv-gov-test-cli-other", "--expire-after-days", "20"
+    )
+    assert chosen["bucket"] == "cctv-gov-test-cli-other"
+    assert chosen["created"] is True
+    assert chosen["expire_after_days"] == 20
+
+
+def test_storage_setup_refuses_a_bucket_without_object_lock(s3_cli_env: CliRunner, s3_server: object) -> None:
+    import os
+
+    from tests.fixtures.s3 import S3Server
+
+    assert isinstance(s3_server, S3Server)
+    s3_server.client().make_bucket(os.environ["CCTV_GOV_S3_BUCKET"])
+    result = s3_cli_env.invoke(main, ["storage", "setup"])
+    assert result.exit_code == 1
+    assert "without S3 Object Lock" in result.output
+    assert "--bucket NEW-NAME" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_storage_setup_refuses_the_local_backend(cli_env: CliRunner) -> None:
+    result = cli_env.invoke(main, ["storage", "setup"])
+    assert result.exit_code == 1
+    assert "s3 backend" in result.output
+    assert "local backend" in result.output

@@ -53,6 +53,11 @@ class PresignedRequest:
 class ObjectStore(Protocol):
     backend_name: str
     supports_presign: bool
+    supports_legal_hold: bool
+    """Whether the backend can make the store itself refuse to delete an object (an S3 Object Lock legal
+    hold). False: ``set_legal_hold`` does nothing and ``legal_hold`` is always False, so held footage is
+    protected by the service alone. True (S3): it needs a bucket created with Object Lock (see
+    ``s3_admin.setup_footage_bucket``); on a bucket without, ``set_legal_hold`` raises StorageError."""
 
     def put(
         self,
@@ -82,7 +87,31 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def delete_many(self, keys: Iterable[str]) -> builtins.list[str]:
-        """Delete the keys; return those that could not be deleted. An absent key is not a failure."""
+        """Erase the keys for good; return those that could not be erased. An absent key is not a failure.
+
+        This is the delete the purge calls. On a versioned S3 bucket a plain delete only adds a delete
+        marker and keeps the bytes as a noncurrent version, so every version of each key (and every delete
+        marker) is deleted by its version id. A version the store refuses to delete (one under legal hold)
+        does not raise: its key is returned, it stays readable, and no delete marker is put over it.
+        Every key is validated (InvalidObjectKey) before anything is deleted.
+        """
+        ...
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Put (``on``) or release the store's legal hold on ``key``: while held, the store itself refuses
+        to delete it, even when the service asks (``delete_many`` reports it as failed).
+
+        Applies to every stored version of the key (normally one: footage is written once), so a hold also
+        reaches bytes a delete marker hides, and releasing it works after the lifecycle put a marker on top.
+        ObjectNotFound if there is no such object. A no-op where ``supports_legal_hold`` is False.
+        """
+        ...
+
+    def legal_hold(self, key: str) -> bool:
+        """Whether the store holds ``key``: every stored version of it is under legal hold.
+
+        ObjectNotFound if there is no such object; always False where ``supports_legal_hold`` is False.
+        """
         ...
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:

@@ -3,6 +3,9 @@
 A put writes a temporary file next to the final one, fsyncs it, renames it over the key and fsyncs the
 directory, so a crash leaves either the old object, the new one, or no object, never a part of one.
 Temporary files start with ``.``, which no key segment may, so they are never listed or read as objects.
+
+A file system has no legal holds, versions or lifecycle: ``supports_legal_hold`` is False, ``set_legal_hold``
+does nothing (held footage is protected by the service alone), and a delete removes the only copy.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ _TEMP_PREFIX = ".tmp-"
 class LocalObjectStore:
     backend_name = "local"
     supports_presign = False
+    supports_legal_hold = False
 
     def __init__(self, root: Path) -> None:
         # Resolved once, so a root reached through a symlink (a mount point, say) is fine, while a symlink
@@ -201,6 +205,14 @@ class LocalObjectStore:
                 continue
             self._prune(path.parent)
         return failed
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        """Nothing to set: files cannot refuse their own deletion (``supports_legal_hold`` is False)."""
+        self.stat(key)
+
+    def legal_hold(self, key: str) -> bool:
+        self.stat(key)
+        return False
 
     def _prune(self, directory: Path) -> None:
         """Remove directories left empty, up to (not including) the root."""

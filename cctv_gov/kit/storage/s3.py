@@ -19,6 +19,13 @@ How a put is sent:
   CompleteMultipartUpload; on any mismatch or error the upload is aborted, so no object appears.
 
 radosgw answers CompleteMultipartUpload with an empty ETag, so a put always ends with a HEAD (stat).
+
+Deletes erase every version. On a versioned bucket (every bucket with Object Lock is one) a plain DELETE only
+puts a delete marker on top and keeps the bytes as a noncurrent version, so ``delete_many`` lists the versions
+and delete markers of the keys and deletes each by its version id. The store refuses to delete a version under
+legal hold; that key is reported as not deleted and stays readable, with no delete marker put over it.
+Legal holds are set and read per version through the SDK. Bucket set-up (Object Lock, versioning, lifecycle)
+is in ``s3_admin``.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import math
 import os
 import re
 import ssl
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import BinaryIO
 from xml.sax.saxutils import escape as xml_escape
@@ -76,11 +83,17 @@ PART_SIZE = 16 * 1024 * 1024
 MAX_SINGLE_PUT = 5 * 1024**3
 MAX_PARTS = 10_000
 DELETE_BATCH = 1000
+LIST_FOLDER_FROM = 8
+"""delete_many lists the versions of each key on its own, or, when at least this many keys share a folder,
+lists that folder once."""
 REQUEST_TIMEOUT = 60.0
 """Seconds a single socket operation may stall; a large upload may take much longer in total."""
 
 _INTEGRITY_CODES = frozenset({"BadDigest", "InvalidDigest", "IncompleteBody"})
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NoSuchObject"})
+_GONE_CODES = _NOT_FOUND_CODES | {"NoSuchVersion"}
+# What stores answer for an object that never had a legal hold (radosgw: the second).
+_NO_HOLD_CODES = frozenset({"NoSuchObjectLockConfiguration", "ObjectLockConfigurationNotFoundError"})
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
 
 
@@ -182,6 +195,8 @@ def _b64_md5(data: bytes | bytearray) -> str:
 class S3ObjectStore:
     backend_name = "s3"
     supports_presign = True
+    supports_legal_hold = True
+    """With a bucket created with Object Lock; on one without, set_legal_hold raises StorageError."""
 
     def __init__(
         self,
@@ -227,6 +242,11 @@ class S3ObjectStore:
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.endpoint!r}, {self.bucket!r})"
+
+    @property
+    def client(self) -> Minio:
+        """The SDK client on this store's endpoint and key, for bucket administration (``s3_admin``)."""
+        return self._client
 
     # ------------------------------------------------------------------ raw requests (uploads)
 
@@ -312,12 +332,12 @@ class S3ObjectStore:
         if content_md5 is not None and base64.b64encode(digest.digest()).decode() != content_md5:
             # A store that enforces Content-MD5 (radosgw, MinIO, AWS) refused this already; one that does
             # not (moto) stored it, so take it back.
-            self._delete_quietly(key)
+            self._delete_quietly(key, response_headers.get("x-amz-version-id"))
             raise IntegrityError(f"Content-MD5 does not match the bytes sent for {key!r}")
         etag = (response_headers.get("ETag") or "").strip('"')
         if _MD5_HEX.fullmatch(etag) and etag != digest.hexdigest():
             # Only reachable without content_md5: with it the store itself refuses different bytes.
-            self._delete_quietly(key)
+            self._delete_quietly(key, response_headers.get("x-amz-version-id"))
             raise IntegrityError(f"the store received other bytes than were sent for {key!r}")
 
     def _put_multipart(
@@ -409,9 +429,11 @@ class S3ObjectStore:
         if status != 200 or b"<Error>" in data:
             raise _error_from_response(status, data, f"completing the upload of {key!r}")
 
-    def _delete_quietly(self, key: str) -> None:
+    def _delete_quietly(self, key: str, version_id: str | None = None) -> None:
+        """Take back an object just stored: by its version id when the store gave one, so a versioned
+        bucket keeps neither the bytes nor a delete marker."""
         with contextlib.suppress(MinioException, urllib3.exceptions.HTTPError, OSError):
-            self._client.remove_object(self.bucket, key)
+            self._client.remove_object(self.bucket, key, version_id=version_id)
 
     # ------------------------------------------------------------------ the interface
 
@@ -470,14 +492,89 @@ class S3ObjectStore:
 
     def delete_many(self, keys: Iterable[str]) -> builtins.list[str]:
         keys = [validate_key(key) for key in keys]
-        failed: list[str] = []
-        for start in range(0, len(keys), DELETE_BATCH):
-            batch = keys[start : start + DELETE_BATCH]
-            with _translate(f"deleting {len(batch)} objects"):
+        versions = self._versions(keys)
+        doomed = [(key, version_id) for key in sorted(versions) for version_id, _ in versions[key]]
+        failed: set[str] = set()
+        for start in range(0, len(doomed), DELETE_BATCH):
+            batch = doomed[start : start + DELETE_BATCH]
+            with _translate(f"deleting {len(batch)} object versions"):
                 # remove_objects is lazy: nothing is deleted until its error iterator is consumed.
-                errors = self._client.remove_objects(self.bucket, [DeleteObject(key) for key in batch])
-                failed.extend(error.name or "" for error in errors if error.code not in _NOT_FOUND_CODES)
-        return failed
+                errors = self._client.remove_objects(
+                    self.bucket, [DeleteObject(key, version_id) for key, version_id in batch]
+                )
+                for error in errors:
+                    if error.code in _GONE_CODES:
+                        continue
+                    # An error that names no object fails the whole batch: nothing is reported as erased
+                    # that may not be.
+                    failed.update([error.name] if error.name else [key for key, _ in batch])
+        return [key for key in dict.fromkeys(keys) if key in failed]
+
+    def _versions(self, keys: Collection[str]) -> dict[str, builtins.list[tuple[str | None, bool]]]:
+        """Every stored version of each key that has any: (version id, whether it is a delete marker).
+
+        A version written after the listing is not seen (footage keys are written once)."""
+        wanted = set(keys)
+        folders: dict[str, list[str]] = {}
+        for key in sorted(wanted):
+            folders.setdefault(key.rpartition("/")[0], []).append(key)
+        prefixes: list[str] = []
+        for folder, members in folders.items():
+            if len(members) >= LIST_FOLDER_FROM:
+                prefixes.append(f"{folder}/" if folder else "")
+            else:
+                prefixes.extend(members)
+        found: dict[str, dict[str | None, bool]] = {}
+        for prefix in prefixes:
+            with _translate(f"listing the versions of {prefix or '/'!r}"):
+                # Not recursive: a key's own listing must not descend into "key/..."; a folder's, into
+                # subfolders.
+                for obj in self._client.list_objects(
+                    self.bucket, prefix=prefix or None, include_version=True
+                ):
+                    if obj.object_name in wanted and not obj.is_dir:
+                        found.setdefault(obj.object_name, {})[obj.version_id] = bool(obj.is_delete_marker)
+        return {key: list(by_id.items()) for key, by_id in found.items()}
+
+    def _data_versions(self, key: str) -> builtins.list[str | None]:
+        """The version ids of the key's stored bytes (not its delete markers); ObjectNotFound if none."""
+        data = [version_id for version_id, marker in self._versions([key]).get(key, []) if not marker]
+        if not data:
+            raise ObjectNotFound(key)
+        return data
+
+    def set_legal_hold(self, key: str, on: bool) -> None:
+        validate_key(key)
+        what = f"{'setting' if on else 'releasing'} the legal hold on {key!r}"
+        for version_id in self._data_versions(key):
+            with _translate(what):
+                try:
+                    if on:
+                        self._client.enable_object_legal_hold(self.bucket, key, version_id)
+                    else:
+                        self._client.disable_object_legal_hold(self.bucket, key, version_id)
+                except S3Error as exc:
+                    if exc.code != "InvalidRequest":
+                        raise
+                    raise StorageError(
+                        f"{what}: bucket {self.bucket!r} has no S3 Object Lock ({exc.code}: {exc.message}); "
+                        "a bucket gets it only when created: see 'cctv-gov storage setup'"
+                    ) from exc
+
+    def legal_hold(self, key: str) -> bool:
+        validate_key(key)
+        for version_id in self._data_versions(key):
+            with _translate(f"reading the legal hold of {key!r}"):
+                try:
+                    if not self._client.is_object_legal_hold_enabled(self.bucket, key, version_id):
+                        return False
+                except S3Error as exc:
+                    if exc.code in _NO_HOLD_CODES:
+                        return False  # never held
+                    if exc.code == "InvalidRequest":
+                        return False  # a bucket without Object Lock holds nothing
+                    raise
+        return True
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         validate_prefix(prefix)
