@@ -36,12 +36,13 @@ from cctv_gov.retention.certificates import CertificateService
 from cctv_gov.retention.compliance import ComplianceService
 from cctv_gov.retention.reconcile import ReconcileService
 from cctv_gov.retention.service import PurgeService
-from cctv_gov.retention.tasks import purge_job, reconcile_job
+from cctv_gov.retention.tasks import legal_hold_job, purge_job, reconcile_job
 from cctv_gov.sites.service import SiteService
 from cctv_gov.uploads.service import UploadService
 from cctv_gov.uploads.tasks import cleanup_job
 
 CLEANUP_INTERVAL_SECONDS = 60.0
+LEGAL_HOLD_INTERVAL_SECONDS = 60.0
 
 log = logging.getLogger("cctv_gov")
 
@@ -74,6 +75,7 @@ class Services:
             cleanup_job(self.uploads, CLEANUP_INTERVAL_SECONDS),
             purge_job(self.purge, self.db, self.settings.purge_interval_seconds),
             reconcile_job(self.reconcile, self.db, self.settings.reconcile_interval_seconds),
+            legal_hold_job(self.purge, self.db, LEGAL_HOLD_INTERVAL_SECONDS),
         ]
 
     def job_runner(self) -> JobRunner:

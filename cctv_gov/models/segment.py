@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,5 +78,7 @@ class Segment(Base):
     """Set when the service itself received and checked the bytes (local backend)."""
     registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failure_code: Mapped[str | None] = mapped_column(String(64))
+    legal_hold: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    """Whether the store holds the object under an S3 legal hold (set while an evidence hold covers it)."""
     object_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     """Set by the cleanup job once the object of a quarantined or expired upload is gone."""

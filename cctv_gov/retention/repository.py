@@ -211,3 +211,19 @@ class RetentionRepository:
             return set()
         stmt = select(SegmentTombstone.segment_id).where(SegmentTombstone.segment_id.in_(segment_ids))
         return set(session.scalars(stmt))
+
+    # Legal holds on the store ----------------------------------------------------------------------------------
+
+    def legal_hold_changes(
+        self, session: Session, now: datetime, limit: int
+    ) -> tuple[list[Segment], list[Segment]]:
+        """(segments a hold in force covers whose object is not under legal hold yet, segments under legal hold
+        that no hold in force covers any more)."""
+        live = Segment.state.in_(_ERASABLE)
+        to_hold = select(Segment).where(live, Segment.legal_hold.is_(False), covering_holds(now)).limit(limit)
+        to_release = select(Segment).where(Segment.legal_hold.is_(True), ~covering_holds(now)).limit(limit)
+        return list(session.scalars(to_hold)), list(session.scalars(to_release))
+
+    def mark_legal_hold(self, session: Session, segment_ids: Sequence[uuid.UUID], on: bool) -> None:
+        if segment_ids:
+            session.execute(update(Segment).where(Segment.id.in_(segment_ids)).values(legal_hold=on))

@@ -34,7 +34,7 @@ from cctv_gov.holds.service import HoldService
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.ids import new_id
 from cctv_gov.kit.keystore import KeyStore, unwrap_data_key, wrap_data_key
-from cctv_gov.kit.storage import ObjectStore
+from cctv_gov.kit.storage import ObjectNotFound, ObjectStore, StorageError
 from cctv_gov.models import PurgeRun
 from cctv_gov.retention.repository import RetentionRepository
 
@@ -135,6 +135,7 @@ class PurgeService:
         if not dry_run:
             with db.transaction() as session:
                 self.holds.end_due(session)  # a hold past its end date protects nothing from here on
+            self.sync_legal_holds(db)  # released first, or the store would refuse the purge's deletes
         report = PurgeReport(None, dry_run, force, sites=self.plan(db, now))
         report.reason = self._threshold(report.sites)
         if dry_run:
@@ -297,6 +298,42 @@ class PurgeService:
                     )
             if self.keys.destroy(plan.site_id, day):
                 report.keys_destroyed += 1
+
+    def sync_legal_holds(self, db: Database, batch: int = 1000) -> dict[str, int]:
+        """Make the store's legal holds follow the holds in force: put on objects an evidence hold covers,
+        released from objects none does. Idempotent; a failure is left for the next run."""
+        counts = {"held": 0, "released": 0, "failures": 0}
+        if not self.storage.supports_legal_hold:
+            return counts
+        while True:
+            with db.transaction() as session:
+                to_hold, to_release = self.repo.legal_hold_changes(session, self.clock.now(), batch)
+                work = [(s.id, s.object_key, True) for s in to_hold] + [
+                    (s.id, s.object_key, False) for s in to_release
+                ]
+            if not work:
+                return counts
+            done: dict[bool, list[uuid.UUID]] = {True: [], False: []}
+            for segment_id, key, on in work:
+                try:
+                    self.storage.set_legal_hold(key, on)
+                except ObjectNotFound:
+                    done[on].append(segment_id)  # nothing left to hold or release
+                except StorageError as exc:
+                    counts["failures"] += 1
+                    log.error(
+                        "legal hold %s failed for a segment: %s", "on" if on else "off", type(exc).__name__
+                    )
+                    continue
+                else:
+                    done[on].append(segment_id)
+            with db.transaction() as session:
+                for on, ids in done.items():
+                    self.repo.mark_legal_hold(session, ids, on)
+            counts["held"] += len(done[True])
+            counts["released"] += len(done[False])
+            if counts["failures"]:
+                return counts
 
     def _rewrap_held(self, session: Any, plan: SitePlan, day: Any, now: datetime) -> None:
         """Before a day's key goes, the data keys of that day's held segments are wrapped again under each

@@ -29,3 +29,16 @@ def reconcile_job(reconcile: ReconcileService, db: Database, interval_seconds: f
         return reconcile.run(db).counts()
 
     return Job(RECONCILE_JOB, interval_seconds, run)
+
+
+LEGAL_HOLD_JOB = "retention-legal-holds"
+
+
+def legal_hold_job(purge: PurgeService, db: Database, interval_seconds: float) -> Job:
+    """Puts the store's legal hold on newly held footage within a minute of the approval (the purge also syncs
+    before each pass)."""
+
+    def run(_session: Session) -> dict[str, int]:
+        return purge.sync_legal_holds(db)
+
+    return Job(LEGAL_HOLD_JOB, interval_seconds, run)
