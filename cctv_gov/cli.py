@@ -11,6 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,84 @@ def purge(dry_run: bool, force: bool) -> None:
 
 
 # admin ----------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Report only; erase no orphan.")
+def reconcile(dry_run: bool) -> None:
+    """Compare the bucket with the database both ways; report, and erase objects that must not exist."""
+    with _services() as services:
+        report = services.reconcile.run(services.db, dry_run=dry_run)
+        _emit(
+            {
+                **report.counts(),
+                "dry_run": dry_run,
+                "rows_without_objects": report.rows_without_objects,
+                "orphans": report.orphans,
+                "orphans_erased": report.orphans_erased,
+            }
+        )
+
+
+@main.group()
+def retention() -> None:
+    """Compliance reports and erasure certificates."""
+
+
+@retention.command("report")
+@click.option("--site", "site_slug", required=True)
+def retention_report(site_slug: str) -> None:
+    """The site's compliance report (as the API gives it)."""
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site_id = services.sites.by_slug(session, site_slug).id
+        r = services.compliance.report(session, SYSTEM_ACTOR, site_id)
+        _emit(
+            {
+                "site": site_slug,
+                "generated_at": r.generated_at.isoformat(),
+                "retention_days": r.retention_days,
+                "limit_seconds": r.limit_seconds,
+                "cameras": [
+                    {
+                        "key": c.key,
+                        "oldest_end": c.oldest_end,
+                        "age_seconds": c.age_seconds,
+                        "overdue": c.overdue,
+                    }
+                    for c in r.cameras
+                ],
+                "purged_per_day": {d.isoformat(): n for d, n in r.purged_per_day.items()},
+                "holds_in_force": [
+                    {"id": str(h.id), "incident_ref": h.incident_ref, "ends_at": h.ends_at.isoformat()}
+                    for h in r.holds_in_force
+                ],
+                "holds_due_for_review": [str(h) for h in r.holds_due_for_review],
+                "last_successful_pass": None
+                if r.last_successful_pass is None
+                else (r.last_successful_pass.finished_at or r.last_successful_pass.started_at).isoformat(),
+                "overdue": r.overdue,
+            }
+        )
+
+
+@retention.command("certificate")
+@click.option("--site", "site_slug", required=True)
+@click.option("--day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="UTC day, YYYY-MM-DD")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, writable=True), help="Write the signed note to this file."
+)
+def retention_certificate(site_slug: str, day: datetime, out: str | None) -> None:
+    """The signed erasure certificate of one UTC day (check it with docs/recipients.md's script)."""
+    with _services() as services, _app_errors(), services.db.transaction() as session:
+        site_id = services.sites.by_slug(session, site_slug).id
+        cert = services.certificates.issue(session, SYSTEM_ACTOR, site_id, day.date())
+    if out:
+        Path(out).write_text(cert.note, encoding="utf-8")
+        click.echo(
+            f"wrote {out}: {len(cert.body['segments'])} segments, {len(cert.body['day_keys_destroyed'])} day keys"
+        )
+    else:
+        click.echo(cert.note, nl=False)
 
 
 @main.group()

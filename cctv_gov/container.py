@@ -174,7 +174,7 @@ def build_services(settings: Settings, *, clock: Clock | None = None, db: Databa
         approvals=approvals,
         holds=holds,
         purge=PurgeService(clock, audit, settings, storage, key_store, holds),
-        certificates=CertificateService(clock, keys.signer, sites),
+        certificates=CertificateService(clock, audit, keys.signer, sites),
         compliance=ComplianceService(clock, audit, settings, sites, cameras, holds),
         reconcile=ReconcileService(clock, audit, settings, storage),
     )

@@ -249,3 +249,35 @@ def test_storage_setup_refuses_the_local_backend(cli_env: CliRunner) -> None:
     assert result.exit_code == 1
     assert "s3 backend" in result.output
     assert "local backend" in result.output
+
+
+def test_retention_report_certificate_and_reconcile_from_the_cli(cli_env: CliRunner, tmp_path: Path) -> None:
+    run(cli_env, "admin", "create-site", "--slug", "gym-north", "--name", "North", "--timezone", "UTC")
+    run(
+        cli_env,
+        "admin",
+        "create-camera",
+        "--site",
+        "gym-north",
+        "--key",
+        "cam-01",
+        "--name",
+        "Door",
+        "--location",
+        "Front door",
+        "--purpose",
+        "Safety of members at the entrance",
+    )
+    run(cli_env, "purge")
+    report = run(cli_env, "retention", "report", "--site", "gym-north")
+    assert report["cameras"][0]["key"] == "cam-01"
+    assert report["overdue"] == []
+    out = tmp_path / "cert.txt"
+    run(cli_env, "audit", "checkpoint")  # integrates queued events
+    done = run(
+        cli_env, "retention", "certificate", "--site", "gym-north", "--day", "2020-01-01", "--out", str(out)
+    )
+    assert "0 segments" in done["text"]
+    assert out.read_text().count("\u2014 ") == 1  # one signature line
+    rec = run(cli_env, "reconcile", "--dry-run")
+    assert rec["orphans"] == []

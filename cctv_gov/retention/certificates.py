@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from cctv_gov.audit.actions import AuditAction
 from cctv_gov.audit.entry import canonical
 from cctv_gov.audit.repository import AuditRepository
+from cctv_gov.audit.service import AuditLog
+from cctv_gov.authz import Actor
 from cctv_gov.errors import Conflict, InvalidInput
 from cctv_gov.kit.clock import Clock
 from cctv_gov.kit.signed_note import Signer
@@ -36,12 +38,27 @@ class Certificate:
 
 
 class CertificateService:
-    def __init__(self, clock: Clock, signer: Signer, sites: SiteService) -> None:
+    def __init__(self, clock: Clock, audit: AuditLog, signer: Signer, sites: SiteService) -> None:
+        self.audit = audit
         self.clock = clock
         self.signer = signer
         self.sites = sites
         self.repo = RetentionRepository()
         self.audit_repo = AuditRepository()
+
+    def issue(self, session: Session, actor: Actor, site_id: uuid.UUID, day: date) -> Certificate:
+        """The certificate, its reading recorded in the audit log."""
+        cert = self.certificate(session, site_id, day)
+        self.audit.record(
+            session,
+            actor,
+            AuditAction.CERTIFICATE_READ,
+            target_type="site",
+            target_id=site_id,
+            site_id=site_id,
+            details={"day": day.isoformat(), "segments": len(cert.body["segments"])},
+        )
+        return cert
 
     def certificate(self, session: Session, site_id: uuid.UUID, day: date) -> Certificate:
         site = self.sites.get(session, site_id)

@@ -8,7 +8,6 @@ from datetime import date
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
-from cctv_gov.audit.actions import AuditAction
 from cctv_gov.authz import Actor, Role, allow
 from cctv_gov.db import get_session
 from cctv_gov.retention.certificates import CertificateService
@@ -58,16 +57,6 @@ def erasure_certificate(
     actor: Actor = allow(*REVIEWERS),
     session: Session = SessionDep,
 ) -> CertificateOut:
-    services = request.app.state.services
-    certificates: CertificateService = services.certificates
-    cert = certificates.certificate(session, site_id, day)
-    services.audit.record(
-        session,
-        actor,
-        AuditAction.CERTIFICATE_READ,
-        target_type="site",
-        target_id=site_id,
-        site_id=site_id,
-        details={"day": day.isoformat(), "segments": len(cert.body["segments"])},
-    )
+    certificates: CertificateService = request.app.state.services.certificates
+    cert = certificates.issue(session, actor, site_id, day)
     return CertificateOut(certificate=cert.body, note=cert.note)
