@@ -67,7 +67,8 @@ class RetentionRepository:
                 Segment.end_at <= cutoff,
                 ~covering_holds(now),
             )
-            .order_by(Segment.end_at, Segment.id)
+            # By camera first: a batch then lies in one or two camera-day folders, which the store lists once.
+            .order_by(Segment.camera_id, Segment.end_at, Segment.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
