@@ -1,0 +1,158 @@
+"""Offline tracking: link per-frame detections into tracks over the whole clip, then fill every frame a track
+spans (interpolating across missed frames), hold it before its first and after its last detection, and pad each
+box for the motion between detections. A face the detector misses for a frame or two stays masked.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cctv_gov.redaction.detectors import Detection
+from cctv_gov.redaction.geometry import Box
+
+
+@dataclass(slots=True)
+class Track:
+    id: int
+    kind: str  # "face" or "person"
+    detected: dict[int, Box] = field(default_factory=dict)  # frame -> box found by the detector
+    scores: list[float] = field(default_factory=list)
+    boxes: dict[int, Box] = field(default_factory=dict)  # frame -> box to mask (filled, held, padded)
+    _sorted: list[int] = field(default_factory=list, repr=False)
+
+    @property
+    def first(self) -> int:
+        return next(iter(self.detected))  # detections are added in frame order
+
+    @property
+    def last(self) -> int:
+        return next(reversed(self.detected))
+
+    def frames(self) -> list[int]:
+        """Detected frames in order (cached: detections are only added while linking)."""
+        if len(self._sorted) != len(self.detected):
+            self._sorted = sorted(self.detected)
+        return self._sorted
+
+    def velocity(self, frame: int) -> tuple[float, float]:
+        """Centre motion per frame around ``frame``, from the nearest detections on either side."""
+        frames = self.frames()
+        i = bisect.bisect_right(frames, frame)
+        if 0 < i < len(frames):
+            a, b = frames[i - 1], frames[i]
+        elif i >= 2:
+            a, b = frames[i - 2], frames[i - 1]
+        elif len(frames) >= 2:
+            a, b = frames[0], frames[1]
+        else:
+            return (0.0, 0.0)
+        (ax, ay), (bx, by) = self.detected[a].center, self.detected[b].center
+        return ((bx - ax) / (b - a), (by - ay) / (b - a))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "first_frame": min(self.boxes) if self.boxes else self.first,
+            "last_frame": max(self.boxes) if self.boxes else self.last,
+            "detected_frames": len(self.detected),
+            "filled_frames": len(self.boxes) - len(set(self.boxes) & set(self.detected)),
+            "max_score": round(max(self.scores), 3) if self.scores else None,
+        }
+
+
+def _predict(track: Track, frame: int) -> Box:
+    last = track.last
+    vx, vy = track.velocity(last)
+    return track.detected[last].shifted(vx * (frame - last), vy * (frame - last))
+
+
+def _match_score(predicted: Box, candidate: Box, unseen: int) -> float:
+    iou = predicted.iou(candidate)
+    if iou > 0.05:
+        return iou
+    # Fast or small objects move further than their own size between detections, the more so the longer
+    # they went unseen: accept a candidate of a similar size within a reach that grows with the gap. A wrong
+    # link only widens the interpolated mask between two detections; a missed link can expose a face.
+    (px, py), (cx, cy) = predicted.center, candidate.center
+    side = max(predicted.width, predicted.height, 1.0)
+    ratio = candidate.area / predicted.area if predicted.area > 0 else 0.0
+    distance = math.hypot(cx - px, cy - py)
+    if distance < side * (1 + 0.75 * max(0, unseen - 1)) and 0.4 < ratio < 2.5:
+        return 0.01 / (1 + distance)
+    return 0.0
+
+
+def link(
+    detections: Mapping[int, Sequence[Detection]],
+    evaluated: Iterable[int],
+    kind: str,
+    max_gap: int,
+    first_id: int,
+) -> list[Track]:
+    """Greedy frame-to-frame association on predicted boxes; a track ends after ``max_gap`` frames unseen."""
+    tracks: list[Track] = []
+    active: list[Track] = []
+    next_id = first_id
+    for frame in sorted(evaluated):
+        active = [t for t in active if frame - t.last <= max_gap]
+        found = list(detections.get(frame, ()))
+        pairs: list[tuple[float, int, int]] = []
+        for ti, track in enumerate(active):
+            predicted = _predict(track, frame)
+            for di, det in enumerate(found):
+                score = _match_score(predicted, det.box, frame - track.last)
+                if score > 0:
+                    pairs.append((score, ti, di))
+        used_tracks: set[int] = set()
+        used_dets: set[int] = set()
+        for _, ti, di in sorted(pairs, reverse=True):
+            if ti in used_tracks or di in used_dets:
+                continue
+            used_tracks.add(ti)
+            used_dets.add(di)
+            active[ti].detected[frame] = found[di].box
+            active[ti].scores.append(found[di].score)
+        for di, det in enumerate(found):
+            if di not in used_dets:
+                track = Track(next_id, kind, {frame: det.box}, [det.score])
+                next_id += 1
+                tracks.append(track)
+                active.append(track)
+    return tracks
+
+
+def fill(track: Track, frame_count: int, hold: int, motion_pad: float, stride: int, pad: float) -> None:
+    """Give ``track`` a mask box on every frame from ``first - hold`` to ``last + hold``.
+
+    Detected frames keep their box; frames between detections are interpolated; the held frames before and
+    after extrapolate the track's motion and keep growing. Each box is scaled by ``pad`` and widened by the
+    motion over ``motion_pad + stride`` frames, so a fast face stays inside its mask between detections.
+    """
+    frames = sorted(track.detected)
+    raw: dict[int, Box] = {}
+    for a, b in itertools.pairwise(frames):
+        for f in range(a, b):
+            raw[f] = track.detected[a].lerp(track.detected[b], (f - a) / (b - a))
+    raw[frames[-1]] = track.detected[frames[-1]]
+    first, last = frames[0], frames[-1]
+    v_first, v_last = track.velocity(first), track.velocity(last)
+    start = track.detected[first]
+    end = track.detected[last]
+    for step in range(1, hold + 1):
+        if first - step >= 0:
+            moved = start.shifted(-v_first[0] * step, -v_first[1] * step)
+            raw[first - step] = moved.union(start).scaled(1 + 0.02 * step)
+        if last + step < frame_count:
+            moved = end.shifted(v_last[0] * step, v_last[1] * step)
+            raw[last + step] = moved.union(end).scaled(1 + 0.02 * step)
+    for f, box in raw.items():
+        vx, vy = track.velocity(f)
+        reach = motion_pad + stride
+        interpolated = 1.0 if f in track.detected else 1.1
+        track.boxes[f] = box.scaled(pad * interpolated).grown(abs(vx) * reach, abs(vy) * reach)
