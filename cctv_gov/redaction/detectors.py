@@ -8,7 +8,6 @@ the 4.x wheels carry.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import threading
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from cctv_gov.kit.stream import sha256_file
 from cctv_gov.redaction.geometry import Box
 
 Image = NDArray[np.uint8]
@@ -74,14 +74,6 @@ def centerface_path() -> Path:
     return path
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _dynamic_model(path: Path) -> bytes:
     """The CenterFace graph with symbolic batch, height and width, so one session serves every frame size."""
     import onnx
@@ -105,7 +97,7 @@ class CenterFace:
         path = path or centerface_path()
         if not path.is_file():
             raise ModelUnavailable(f"face model file not found: {path}")
-        digest = file_sha256(path)
+        digest = sha256_file(path)
         self._lock = threading.Lock()
         self._session: Any = None
         self._nets: dict[tuple[int, int], Any] = {}  # OpenCV DNN: one Net per input size (see _net)

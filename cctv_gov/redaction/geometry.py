@@ -84,6 +84,9 @@ class Box:
             return None
         return x1, y1, x2, y2
 
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x1, self.y1, self.x2, self.y2)
+
     def as_list(self) -> list[float]:
         return [round(self.x1, 1), round(self.y1, 1), round(self.x2, 1), round(self.y2, 1)]
 

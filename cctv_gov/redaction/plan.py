@@ -69,6 +69,30 @@ class SubjectTracks:
         return out
 
 
+def _upper_half(person: Box) -> Box:
+    return Box(person.x1, person.y1 - 0.05 * person.height, person.x2, person.y1 + 0.5 * person.height)
+
+
+def _same_person(main: Track, other: Track, strong: float, share: float = 0.6) -> bool:
+    shared = [f for f in other.detected if raw_box(main, f) is not None]
+    weak = max(other.scores) < strong
+    if not shared:
+        return False
+    on = 0
+    for f in shared:
+        mine, theirs = raw_box(main, f), other.detected[f]
+        if mine is None:
+            continue
+        if main.kind == other.kind == "face":
+            # A duplicate on the face, or a weak-only track stuck to it (the chin, a collar): the same head.
+            on += mine.overlap_of_smaller(theirs) >= 0.5 or (weak and _centre_in(theirs, mine.scaled(2.0)))
+        elif main.kind == "person" and other.kind == "face":
+            on += _centre_in(theirs, _upper_half(mine))
+        elif main.kind == "face" and other.kind == "person":
+            on += _centre_in(mine, _upper_half(theirs))
+    return on >= share * len(shared)
+
+
 def _centre_in(box: Box | None, region: Box | None) -> bool:
     if box is None or region is None:
         return False
@@ -86,6 +110,7 @@ def resolve_subject(
     times: Sequence[float],
     gap: int,
     face_pad: float,
+    strong: float,
 ) -> SubjectTracks:
     count = len(times)
     anchor = _nearest_frame(times, subject.time)
@@ -111,26 +136,18 @@ def resolve_subject(
         else:
             person = None
     chosen: list[Track] = [t for t in (person, face) if t is not None]
-    # Adopt tracks of the other kind that sit on the chosen one for most of their shared frames.
-    for main, others, is_person in ((person, faces, True), (face, people, False)):
-        if main is None:
-            continue
-        for other in others:
+    # Adopt the tracks that are the same person: a face on a chosen person's upper half, the person whose upper
+    # half holds a chosen face, or another face track on top of a chosen face (a weak duplicate). Each must
+    # hold on most of the frames the two share, so a passer-by crossing the subject is not adopted.
+    grown = True
+    while grown:
+        grown = False
+        for other in faces + people:
             if other in chosen:
                 continue
-            shared = [f for f in other.detected if raw_box(main, f) is not None]
-            if not shared:
-                continue
-            on = 0
-            for f in shared:
-                main_box = raw_box(main, f)
-                other_box = other.detected[f]
-                if is_person:
-                    on += _centre_in(other_box, head_region(main_box) if main_box else None)
-                else:
-                    on += _centre_in(main_box, head_region(other_box))
-            if on >= 0.6 * len(shared):
+            if any(_same_person(main, other, strong) for main in chosen):
                 chosen.append(other)
+                grown = True
 
     states: list[SubjectState] = [SubjectState.LOST] * count
     keep: list[Box | None] = [None] * count
@@ -185,8 +202,9 @@ def build_plans(
                 continue
             if options.mode is Mode.PEOPLE:
                 plans[f].masks.append(box)
-            elif not _has_face(head_region(box), faces, f):
-                plans[f].masks.append(head_region(box))  # a person found without a face: mask the head
+            elif not _has_face(_upper_half(box), faces, f):
+                # A person found without a face (none in the upper half of their box): mask the head.
+                plans[f].masks.append(head_region(box))
     for f, plan in enumerate(plans):
         seconds = times[f]
         plan.regions = [r.box for r in options.regions if r.active(seconds)]
@@ -204,9 +222,9 @@ def build_plans(
     return plans
 
 
-def _has_face(head: Box, faces: list[Track], frame: int) -> bool:
-    """A face track (detected or interpolated, not merely held) whose centre lies in ``head`` on ``frame``."""
-    return any(_centre_in(raw_box(t, frame), head) for t in faces)
+def _has_face(area: Box, faces: list[Track], frame: int) -> bool:
+    """A face track (detected or interpolated, not merely held) whose centre lies in ``area`` on ``frame``."""
+    return any(_centre_in(raw_box(t, frame), area) for t in faces)
 
 
 def _spared(track: Track, frame: int, subject: SubjectTracks | None, excluded: set[int]) -> bool:

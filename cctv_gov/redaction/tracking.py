@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from cctv_gov.redaction.detectors import Detection
 from cctv_gov.redaction.geometry import Box
@@ -52,7 +54,12 @@ class Track:
         else:
             return (0.0, 0.0)
         (ax, ay), (bx, by) = self.detected[a].center, self.detected[b].center
-        return ((bx - ax) / (b - a), (by - ay) / (b - a))
+        # A link across a long gap can join two different objects; no face or body moves more than its own
+        # size per frame, so the estimate is capped there (it only sets padding and extrapolation).
+        box = self.detected[b]
+        vx = max(-box.width, min(box.width, (bx - ax) / (b - a)))
+        vy = max(-box.height, min(box.height, (by - ay) / (b - a)))
+        return (vx, vy)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -72,20 +79,37 @@ def _predict(track: Track, frame: int) -> Box:
     return track.detected[last].shifted(vx * (frame - last), vy * (frame - last))
 
 
-def _match_score(predicted: Box, candidate: Box, unseen: int) -> float:
-    iou = predicted.iou(candidate)
-    if iou > 0.05:
-        return iou
-    # Fast or small objects move further than their own size between detections, the more so the longer
-    # they went unseen: accept a candidate of a similar size within a reach that grows with the gap. A wrong
-    # link only widens the interpolated mask between two detections; a missed link can expose a face.
-    (px, py), (cx, cy) = predicted.center, candidate.center
-    side = max(predicted.width, predicted.height, 1.0)
-    ratio = candidate.area / predicted.area if predicted.area > 0 else 0.0
-    distance = math.hypot(cx - px, cy - py)
-    if distance < side * (1 + 0.75 * max(0, unseen - 1)) and 0.4 < ratio < 2.5:
-        return 0.01 / (1 + distance)
-    return 0.0
+def _match_scores(
+    predicted: NDArray[np.float64], unseen: NDArray[np.float64], found: Sequence[Detection], strong: float
+) -> NDArray[np.float64]:
+    """Scores (tracks x detections) of linking each detection to each track; 0 means never.
+
+    Overlap (IoU above 0.05) scores its IoU. Fast or small objects move further than their own size between
+    detections, the more so the longer they went unseen: a strong candidate of a similar size is also
+    accepted within a reach that grows with the gap (up to three box sides), a weak one only within one side,
+    so that noise does not chain far-apart detections into one track. Such a link scores under any overlap,
+    nearer first.
+    """
+    boxes = np.array([[d.box.x1, d.box.y1, d.box.x2, d.box.y2] for d in found], dtype=np.float64)
+    is_strong = np.array([d.score >= strong for d in found])
+    p, b = predicted[:, None, :], boxes[None, :, :]
+    inter_w = np.clip(np.minimum(p[..., 2], b[..., 2]) - np.maximum(p[..., 0], b[..., 0]), 0, None)
+    inter_h = np.clip(np.minimum(p[..., 3], b[..., 3]) - np.maximum(p[..., 1], b[..., 1]), 0, None)
+    inter = inter_w * inter_h
+    area_p = (p[..., 2] - p[..., 0]) * (p[..., 3] - p[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_p + area_b - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    distance = np.hypot(
+        (p[..., 0] + p[..., 2] - b[..., 0] - b[..., 2]) / 2,
+        (p[..., 1] + p[..., 3] - b[..., 1] - b[..., 3]) / 2,
+    )
+    side = np.maximum(np.maximum(p[..., 2] - p[..., 0], p[..., 3] - p[..., 1]), 1.0)
+    grow = np.minimum(3.0, 1 + 0.75 * np.maximum(0, unseen - 1))[:, None]
+    reach = side * np.where(is_strong[None, :], grow, 1.0)
+    ratio = np.divide(area_b, area_p, out=np.zeros_like(inter), where=area_p > 0)
+    near = (distance < reach) & (ratio > 0.4) & (ratio < 2.5)
+    return np.where(iou > 0.05, iou, np.where(near, 0.01 / (1 + distance), 0.0))
 
 
 def link(
@@ -94,30 +118,31 @@ def link(
     kind: str,
     max_gap: int,
     first_id: int,
+    strong: float = 0.0,
 ) -> list[Track]:
-    """Greedy frame-to-frame association on predicted boxes; a track ends after ``max_gap`` frames unseen."""
+    """Greedy frame-to-frame association on predicted boxes; a track ends after ``max_gap`` frames unseen.
+    Detections scoring under ``strong`` are weak: they join a track only close to where it is predicted."""
     tracks: list[Track] = []
     active: list[Track] = []
     next_id = first_id
     for frame in sorted(evaluated):
         active = [t for t in active if frame - t.last <= max_gap]
         found = list(detections.get(frame, ()))
-        pairs: list[tuple[float, int, int]] = []
-        for ti, track in enumerate(active):
-            predicted = _predict(track, frame)
-            for di, det in enumerate(found):
-                score = _match_score(predicted, det.box, frame - track.last)
-                if score > 0:
-                    pairs.append((score, ti, di))
         used_tracks: set[int] = set()
         used_dets: set[int] = set()
-        for _, ti, di in sorted(pairs, reverse=True):
-            if ti in used_tracks or di in used_dets:
-                continue
-            used_tracks.add(ti)
-            used_dets.add(di)
-            active[ti].detected[frame] = found[di].box
-            active[ti].scores.append(found[di].score)
+        if active and found:
+            predicted = np.array([_predict(t, frame).as_tuple() for t in active], dtype=np.float64)
+            unseen = np.array([frame - t.last for t in active], dtype=np.float64)
+            scores = _match_scores(predicted, unseen, found, strong)
+            rows, cols = np.nonzero(scores > 0)
+            for k in np.argsort(-scores[rows, cols], kind="stable"):
+                ti, di = int(rows[k]), int(cols[k])
+                if ti in used_tracks or di in used_dets:
+                    continue
+                used_tracks.add(ti)
+                used_dets.add(di)
+                active[ti].detected[frame] = found[di].box
+                active[ti].scores.append(found[di].score)
         for di, det in enumerate(found):
             if di not in used_dets:
                 track = Track(next_id, kind, {frame: det.box}, [det.score])

@@ -239,7 +239,8 @@ class Score:
     masked_boxes: int = 0
     exposed_frames: list[int] = field(default_factory=list)
     subject_frames: int = 0
-    subject_clear_frames: int = 0
+    subject_clear_frames: int = 0  # at least 90% of the subject's face unmasked: recognisable
+    subject_untouched_frames: int = 0  # not one pixel of it masked
     false_mask_fraction: float = 0.0
 
     @property
@@ -256,6 +257,7 @@ class Score:
             "third_party_faces": self.third_party_boxes,
             "exposed_frames": len(self.exposed_frames),
             "subject_visibility": round(self.subject_visibility, 4),
+            "subject_untouched": round(self.subject_untouched_frames / max(1, self.subject_frames), 4),
             "false_mask_area": round(self.false_mask_fraction, 4),
         }
 
@@ -274,7 +276,8 @@ def score(truth: Truth, plans: list[FramePlan], subject_is_third_party: bool = F
             covered = bool(masked[y1:y2, x1:x2].all())
             if actor.subject and not subject_is_third_party:
                 result.subject_frames += 1
-                result.subject_clear_frames += not masked[y1:y2, x1:x2].any()
+                result.subject_clear_frames += float(masked[y1:y2, x1:x2].mean()) <= 0.1
+                result.subject_untouched_frames += not masked[y1:y2, x1:x2].any()
                 continue
             result.third_party_boxes += 1
             result.masked_boxes += covered

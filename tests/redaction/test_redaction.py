@@ -51,7 +51,7 @@ def test_faces_mode_keeps_the_subject_clear(truth: gt.Truth, analysis: Analysis,
     score = gt.score(truth, result.plans)
     assert score.exposed_frames == []
     assert score.subject_frames >= 15
-    assert score.subject_visibility >= 0.8  # the target is 0.95: see docs/benchmarks.md
+    assert score.subject_visibility >= 0.95
     assert result.subject is not None
     assert result.subject.matched
 
@@ -75,7 +75,7 @@ def test_all_but_subject_shows_only_the_subject(truth: gt.Truth, analysis: Analy
     result = render(analysis, out, RedactionOptions(mode=Mode.ALL_BUT_SUBJECT, subject=_subject(truth)))
     score = gt.score(truth, result.plans)
     assert score.exposed_frames == []
-    assert score.subject_visibility >= 0.8  # the target is 0.95: not met yet (docs/benchmarks.md)
+    assert score.subject_visibility >= 0.95
     assert score.false_mask_fraction > 0.9  # everything but the subject
     # Where the subject is not in the picture the whole frame is masked and listed for review.
     actor = truth.subject()
