@@ -99,16 +99,21 @@ class Tuning:
     confirm_hits: int = 3  # a track of only weak detections is a face once it has this many
     face_pad: float = 1.6  # mask side / detected face side
     face_min_side: int = 576  # enlarge smaller frames to this shorter side before the face model
-    face_every: int = 1  # run the face model on every n-th frame (tracks fill the rest)
-    person_every: int = (
-        2  # the people detector on every n-th frame (bodies move less per frame than faces show)
-    )
-    person_scale: float = 1.0  # frame scale for the people detector (HOG windows are 64x128 pixels)
+    # The detectors run at these intervals (at least every frame); tracks fill the frames between. Time, not a
+    # frame count, bounds how far a face moves between two looks at it, whatever the frame rate.
+    face_interval_seconds: float = 0.2
+    person_interval_seconds: float = 0.4  # bodies are large and slow next to their size
+    person_max_side: int = 540  # the people detector sees frames scaled down to this shorter side at most
     person_threshold: float = 0.3  # HOG SVM margin
     max_gap_seconds: float = 1.0  # a track survives this long without a detection (filled by interpolation)
     hold_seconds: float = 0.5  # a mask stays this long before a track's first and after its last detection
     motion_pad: float = 1.0  # extra pad, in frames of the track's own motion, on each side
     subject_gap_seconds: float = 0.3  # the subject without a detection this long counts as lost
+
+
+def every(interval_seconds: float, fps: float) -> int:
+    """Run a detector on every n-th frame so that it looks at least once per ``interval_seconds``."""
+    return max(1, int(interval_seconds * fps + 1e-9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +135,8 @@ class RedactionOptions:
         if not 0 <= self.crf <= 51:
             raise RedactionError("invalid_option", "crf must be between 0 and 51")
         t = self.tuning
-        if t.face_every < 1 or t.person_every < 1 or not 0 < t.person_scale <= 1:
-            raise RedactionError("invalid_option", "face_every and person_every >= 1, 0 < person_scale <= 1")
+        if t.face_interval_seconds < 0 or t.person_interval_seconds < 0 or t.person_max_side < 128:
+            raise RedactionError("invalid_option", "intervals >= 0 and person_max_side >= 128")
         if not 0 < t.face_low_threshold <= t.face_threshold or t.confirm_hits < 1:
             raise RedactionError(
                 "invalid_option", "0 < face_low_threshold <= face_threshold; confirm_hits >= 1"

@@ -12,7 +12,9 @@ import queue
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -40,7 +42,7 @@ from cctv_gov.redaction.plan import (
     resolve_subject,
 )
 from cctv_gov.redaction.report import annotate, contact_sheet, sample_frames
-from cctv_gov.redaction.schemas import MaskStyle, Mode, RedactionError, RedactionOptions, Tuning
+from cctv_gov.redaction.schemas import MaskStyle, Mode, RedactionError, RedactionOptions, Tuning, every
 from cctv_gov.redaction.tracking import Track, fill, link
 from cctv_gov.redaction.video import FrameItem, H264Writer, VideoInfo, VideoReader, probe
 
@@ -60,7 +62,7 @@ def load_models(tuning: Tuning, face_model: Path | None = None, backend: str = "
     """Both detectors, or none and the reason (every frame is then masked whole)."""
     try:
         faces = CenterFace(face_model, backend=backend)
-        people = HogPeople(tuning.person_scale)
+        people = HogPeople(tuning.person_max_side)
     except ModelUnavailable as exc:
         return Models(None, None, str(exc))
     return Models(faces, people, None, [faces.info, people.info])
@@ -123,8 +125,8 @@ def redact(
 def analyse(
     source: Path, tuning: Tuning, *, models: Models | None = None, progress: Progress | None = None
 ) -> Analysis:
-    """Pass 1: decode every frame and run the detectors (faces every ``face_every``, people every
-    ``person_every`` frames); frames that cannot be decoded or analysed are noted for the fail-safe."""
+    """Pass 1: decode every frame and run the detectors (faces and people at their tuning's intervals);
+    frames that cannot be decoded or analysed are noted for the fail-safe."""
     if not source.is_file():
         raise RedactionError("input_not_found", f"{source}: no such file")
     info = probe(source)
@@ -132,7 +134,22 @@ def analyse(
     input_hash = sha256_file(source)
     models = models if models is not None else load_models(tuning)
     found = Analysis(source, info, input_hash, models, tuning, {}, {}, [], [], {}, [], 0.0)
-    with VideoReader(source, info) as reader:
+    face_every = every(tuning.face_interval_seconds, float(info.fps))
+    person_every = every(tuning.person_interval_seconds, float(info.fps))
+    # The people detector runs in a worker thread of its own beside the face model (both release the GIL),
+    # at most two frames behind; results are collected in frame order.
+    pending: deque[tuple[int, Future[list[Detection]]]] = deque()
+
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            frame, future = pending.popleft()
+            try:
+                found.people[frame] = future.result()
+                found.person_frames.append(frame)
+            except Exception as exc:  # noqa: BLE001 - any inference failure masks the frame whole
+                found.failed[frame] = f"inference failed: {type(exc).__name__}"
+
+    with VideoReader(source, info) as reader, ThreadPoolExecutor(1, thread_name_prefix="people") as pool:
         for item in _prefetch(reader.frames()):
             found.times.append(item.seconds)
             f = item.index
@@ -141,19 +158,27 @@ def analyse(
             elif models.faces is None or models.people is None:
                 found.failed[f] = f"model unavailable: {models.error}"
             else:
+                if f % person_every == 0:
+                    pending.append(
+                        (f, pool.submit(models.people.detect, item.image, tuning.person_threshold))
+                    )
                 try:
-                    if f % tuning.face_every == 0:
+                    if f % face_every == 0:
                         found.faces[f] = models.faces.detect(
                             item.image, tuning.face_low_threshold, tuning.face_min_side
                         )
                         found.face_frames.append(f)
-                    if f % tuning.person_every == 0:
-                        found.people[f] = models.people.detect(item.image, tuning.person_threshold)
-                        found.person_frames.append(f)
                 except Exception as exc:  # noqa: BLE001 - any inference failure masks the frame whole
                     found.failed[f] = f"inference failed: {type(exc).__name__}"
+                collect(2)
             if progress is not None:
                 progress("analyse", f + 1, max(info.frame_estimate, f + 1))
+        collect(0)
+    for frame in found.failed:
+        found.faces.pop(frame, None)
+        found.people.pop(frame, None)
+    found.face_frames = [f for f in found.face_frames if f not in found.failed]
+    found.person_frames = [f for f in found.person_frames if f not in found.failed]
     if not found.times:
         raise RedactionError("no_frames", f"{source.name}: no frame could be read")
     found.seconds = time.perf_counter() - started
@@ -194,9 +219,9 @@ def render(
     ]
     people = link(analysis.people, analysis.person_frames, "person", max_gap, len(faces) + 1)
     for track in faces:
-        fill(track, count, hold, tuning.motion_pad, tuning.face_every, tuning.face_pad)
+        fill(track, count, hold, tuning.motion_pad, every(tuning.face_interval_seconds, fps), tuning.face_pad)
     for track in people:
-        fill(track, count, hold, tuning.motion_pad, tuning.person_every, 1.1)
+        fill(track, count, hold, tuning.motion_pad, every(tuning.person_interval_seconds, fps), 1.1)
     subject = None
     if options.subject is not None:
         gap = max(1, round(tuning.subject_gap_seconds * fps))

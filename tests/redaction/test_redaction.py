@@ -20,7 +20,7 @@ from cctv_gov.redaction.detectors import CenterFace, Detection, centerface_path
 from cctv_gov.redaction.geometry import Box
 from cctv_gov.redaction.masking import mask_box
 from cctv_gov.redaction.plan import SubjectState
-from cctv_gov.redaction.schemas import Tuning
+from cctv_gov.redaction.schemas import Tuning, every
 from cctv_gov.redaction.service import Analysis, Models, analyse, load_models, render
 from tests.redaction import groundtruth as gt
 
@@ -87,26 +87,38 @@ def test_all_but_subject_shows_only_the_subject(truth: gt.Truth, analysis: Analy
 
 
 class DropFrames:
-    """A real detector, with its detections on some frames thrown away (a detector that misses)."""
+    """A real detector, with its detections on some frames thrown away (a detector that misses).
 
-    def __init__(self, model: Any, frames: set[int]) -> None:
+    The analysis calls a detector on every ``step``-th frame, in order, so call k looks at frame k * step."""
+
+    def __init__(self, model: Any, frames: set[int], step: int) -> None:
         self._model = model
         self._frames = frames
-        self._index = -1
+        self._step = step
+        self._calls = 0
         self.info = model.info
 
     def detect(self, frame_bgr: np.ndarray, threshold: float, *args: int) -> list[Detection]:
-        self._index += 1
+        frame = self._calls * self._step
+        self._calls += 1
         found: list[Detection] = self._model.detect(frame_bgr, threshold, *args)
-        return [] if self._index in self._frames else found
+        return [] if frame in self._frames else found
+
+
+def _steps(truth: gt.Truth) -> tuple[int, int]:
+    tuning = Tuning()
+    return every(tuning.face_interval_seconds, truth.fps), every(tuning.person_interval_seconds, truth.fps)
 
 
 def test_a_face_missed_for_two_frames_stays_masked(truth: gt.Truth, analysis: Analysis, out: Path) -> None:
-    missed = {20, 21}
+    # The face model runs on every second frame here (10 fps, every 0.2 s): two misses in a row leave
+    # frames 39-43 with no face detection at all.
+    face_step, _ = _steps(truth)
+    missed = {40, 40 + face_step}
     real = load_models(Tuning())
     assert real.faces is not None
     assert isinstance(real.faces, CenterFace)
-    models = Models(DropFrames(real.faces, missed), real.people, None, real.info)
+    models = Models(DropFrames(real.faces, missed, face_step), real.people, None, real.info)
     blind = analyse(truth.path, Tuning(), models=models)
     assert all(blind.faces[f] == [] for f in missed)
     assert all(analysis.faces[f] for f in missed)  # the real detector did see faces there
@@ -117,14 +129,15 @@ def test_a_face_missed_for_two_frames_stays_masked(truth: gt.Truth, analysis: An
 
 
 def test_subject_lost_or_uncertain_is_masked_and_listed(truth: gt.Truth, out: Path) -> None:
-    # Both detectors miss everything on frames 5-14: beyond the subject gap (3 frames) from the detections on
+    # Both detectors miss everything on frames 5-16: beyond the subject gap (3 frames) from the detections on
     # either side, the subject must be masked and listed.
-    lost = set(range(5, 15))
+    lost = set(range(5, 17))
+    face_step, person_step = _steps(truth)
     real = load_models(Tuning())
     assert real.faces is not None
     assert real.people is not None
-    people = DropFrames(real.people, {f // 2 for f in lost if f % 2 == 0})  # it runs on even frames
-    models = Models(DropFrames(real.faces, lost), people, None, real.info)  # type: ignore[arg-type]
+    people = DropFrames(real.people, lost, person_step)
+    models = Models(DropFrames(real.faces, lost, face_step), people, None, real.info)  # type: ignore[arg-type]
     blind = analyse(truth.path, Tuning(), models=models)
     result = render(blind, out, RedactionOptions(mode=Mode.ALL_BUT_SUBJECT, subject=_subject(truth)))
     assert result.subject is not None
