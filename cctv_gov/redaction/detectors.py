@@ -32,6 +32,7 @@ _OUTPUTS = ["537", "538", "539", "540"]
 class Detection:
     box: Box
     score: float
+    followed: bool = False  # found by following a face's look (follow.py), not by the model
 
 
 @dataclass(frozen=True, slots=True)

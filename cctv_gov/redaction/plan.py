@@ -151,7 +151,8 @@ def resolve_subject(
 
     states: list[SubjectState] = [SubjectState.LOST] * count
     keep: list[Box | None] = [None] * count
-    detected = sorted({f for t in chosen for f in t.detected})
+    # Only a model's detection makes the subject clear: a follow by look alone leaves them uncertain.
+    detected = sorted({f for t in chosen for f in t.detected if f not in t.followed})
     subject_people = [t for t in chosen if t.kind == "person"]
     others = [t for t in people if t not in chosen]
     for f in range(count):
@@ -192,10 +193,15 @@ def build_plans(
 ) -> list[FramePlan]:
     plans = [FramePlan() for _ in times]
     excluded: set[int] = {id(t) for t in subject.tracks} if subject is not None else set()
+    strong = options.tuning.face_threshold
     for track in faces:
+        weak = max(track.scores) < strong
         for f, box in track.boxes.items():
-            if f < len(plans) and not _spared(track, f, subject, excluded):
-                plans[f].masks.append(box)
+            if f >= len(plans) or _spared(track, f, subject, excluded):
+                continue
+            if weak and subject is not None and _on_subject(box, subject, f):
+                continue  # a faint detection lying on the subject's own clear face is taken as the subject
+            plans[f].masks.append(box)
     for track in people:
         for f, box in track.boxes.items():
             if f >= len(plans) or _spared(track, f, subject, excluded):
@@ -225,6 +231,13 @@ def build_plans(
 def _has_face(area: Box, faces: list[Track], frame: int) -> bool:
     """A face track (detected or interpolated, not merely held) whose centre lies in ``area`` on ``frame``."""
     return any(_centre_in(raw_box(t, frame), area) for t in faces)
+
+
+def _on_subject(box: Box, subject: SubjectTracks, frame: int) -> bool:
+    keep = subject.keep[frame]
+    if subject.states[frame] is not SubjectState.CLEAR or keep is None or box.area <= 0:
+        return False
+    return keep.intersection(box) > 0.3 * box.area
 
 
 def _spared(track: Track, frame: int, subject: SubjectTracks | None, excluded: set[int]) -> bool:

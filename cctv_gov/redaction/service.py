@@ -21,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from cctv_gov.kit.stream import sha256_file
@@ -32,6 +33,7 @@ from cctv_gov.redaction.detectors import (
     ModelInfo,
     ModelUnavailable,
 )
+from cctv_gov.redaction.follow import Follower
 from cctv_gov.redaction.masking import mask_box, mask_pixels
 from cctv_gov.redaction.plan import (
     SUBJECT_NOT_CLEAR,
@@ -93,6 +95,7 @@ class Analysis:
     failed: dict[int, str]
     times: list[float]
     seconds: float
+    followed: int = 0  # weak face detections found by following a face's look between model hits
 
 
 def redact(
@@ -135,6 +138,11 @@ def analyse(
     models = models if models is not None else load_models(tuning)
     found = Analysis(source, info, input_hash, models, tuning, {}, {}, [], [], {}, [], 0.0)
     face_every = every(tuning.face_interval_seconds, float(info.fps))
+    follower = Follower(
+        max(1, round(tuning.follow_seconds * float(info.fps))),
+        tuning.follow_threshold,
+        tuning.face_low_threshold,
+    )
     person_every = every(tuning.person_interval_seconds, float(info.fps))
     # The people detector runs in a worker thread of its own beside the face model (both release the GIL),
     # at most two frames behind; results are collected in frame order.
@@ -163,11 +171,17 @@ def analyse(
                         (f, pool.submit(models.people.detect, item.image, tuning.person_threshold))
                     )
                 try:
+                    detected = None
                     if f % face_every == 0:
-                        found.faces[f] = models.faces.detect(
+                        detected = models.faces.detect(
                             item.image, tuning.face_low_threshold, tuning.face_min_side
                         )
+                    gray = np.asarray(cv2.cvtColor(item.image, cv2.COLOR_BGR2GRAY), dtype=np.uint8)
+                    followed = follower.update(f, gray, detected)
+                    if detected is not None or followed:
+                        found.faces[f] = (detected or []) + followed
                         found.face_frames.append(f)
+                        found.followed += len(followed)
                 except Exception as exc:  # noqa: BLE001 - any inference failure masks the frame whole
                     found.failed[f] = f"inference failed: {type(exc).__name__}"
                 collect(2)

@@ -25,6 +25,7 @@ class Track:
     detected: dict[int, Box] = field(default_factory=dict)  # frame -> box found by the detector
     scores: list[float] = field(default_factory=list)
     boxes: dict[int, Box] = field(default_factory=dict)  # frame -> box to mask (filled, held, padded)
+    followed: set[int] = field(default_factory=set)  # detected frames found by following, not by a model
     _sorted: list[int] = field(default_factory=list, repr=False)
 
     @property
@@ -143,9 +144,13 @@ def link(
                 used_dets.add(di)
                 active[ti].detected[frame] = found[di].box
                 active[ti].scores.append(found[di].score)
+                if found[di].followed:
+                    active[ti].followed.add(frame)
         for di, det in enumerate(found):
             if di not in used_dets:
-                track = Track(next_id, kind, {frame: det.box}, [det.score])
+                track = Track(
+                    next_id, kind, {frame: det.box}, [det.score], followed={frame} if det.followed else set()
+                )
                 next_id += 1
                 tracks.append(track)
                 active.append(track)

@@ -239,7 +239,7 @@ class Score:
     masked_boxes: int = 0
     exposed_frames: list[int] = field(default_factory=list)
     subject_frames: int = 0
-    subject_clear_frames: int = 0  # at least 90% of the subject's face unmasked: recognisable
+    subject_clear_frames: int = 0  # the middle of the subject's face (eyes, nose, mouth) wholly unmasked
     subject_untouched_frames: int = 0  # not one pixel of it masked
     false_mask_fraction: float = 0.0
 
@@ -276,7 +276,8 @@ def score(truth: Truth, plans: list[FramePlan], subject_is_third_party: bool = F
             covered = bool(masked[y1:y2, x1:x2].all())
             if actor.subject and not subject_is_third_party:
                 result.subject_frames += 1
-                result.subject_clear_frames += float(masked[y1:y2, x1:x2].mean()) <= 0.1
+                ix1, iy1, ix2, iy2 = box.scaled(0.6).pixels(truth.width, truth.height) or (0, 0, 0, 0)
+                result.subject_clear_frames += not masked[iy1:iy2, ix1:ix2].any()
                 result.subject_untouched_frames += not masked[y1:y2, x1:x2].any()
                 continue
             result.third_party_boxes += 1
