@@ -124,6 +124,26 @@ def main() -> None:
         )
         _, result = run_ours(truth.path, work / "ours_truth.mp4")
         ours = gt.score(truth, result.plans, subject_is_third_party=True)  # type: ignore[attr-defined]
+        # The data subject kept clear: the same analysis rendered with the subject named, in both modes.
+        from cctv_gov.redaction.schemas import Subject
+        from cctv_gov.redaction.service import analyse, render
+
+        actor = truth.subject()
+        _, face = actor.place(actor.first + 5)
+        subject = Subject((actor.first + 5) / truth.fps, face.scaled(1.3))
+        found = analyse(truth.path, RedactionOptions().tuning)
+        for mode in (Mode.FACES, Mode.ALL_BUT_SUBJECT):
+            plans = render(
+                found, work / "subject.mp4", RedactionOptions(mode=mode, subject=subject), overwrite=True
+            )
+            kept = gt.score(truth, plans.plans)
+            key = mode.value.replace("-", "_")
+            figures[f"subject_visibility_{key}"] = round(kept.subject_visibility, 4)
+            figures[f"subject_untouched_{key}"] = round(
+                kept.subject_untouched_frames / max(1, kept.subject_frames), 4
+            )
+            figures[f"exposed_frames_{key}_with_subject"] = len(kept.exposed_frames)
+            print(f"subject in {mode.value}: {kept.as_dict()}", flush=True)
         run_deface(exe, truth.path, work / "deface_truth.mp4", "--replacewith", "solid")
         theirs = deface_score(truth, work / "deface_truth.mp4")
         print(f"ground truth ({truth.frames} frames, {len(truth.actors)} faces): cctv-gov {ours.as_dict()}")
@@ -166,6 +186,8 @@ def main() -> None:
         "ratio_1080p": ">= 2.0",
         "ours_recall": ">= deface_recall",
         "ours_exposed_frames": "== 0",
+        "subject_visibility_faces": ">= 0.95",
+        "subject_visibility_all_but_subject": ">= 0.95",
         "ours_fps_720p": ">= 25 (stretch)",
         "vtest_people_frames_all_masked": "== 1.0",
     }

@@ -101,11 +101,11 @@ class Tuning:
     face_min_side: int = 576  # enlarge smaller frames to this shorter side before the face model
     # The detectors run at these intervals (at least every frame); tracks fill the frames between. Time, not a
     # frame count, bounds how far a face moves between two looks at it, whatever the frame rate.
-    face_interval_seconds: float = 0.2
+    face_interval_seconds: float = 0.3
     person_interval_seconds: float = 0.5  # bodies are large and slow next to their size
     person_max_side: int = 540  # the people detector sees frames scaled down to this shorter side at most
     person_threshold: float = 0.3  # HOG SVM margin
-    follow_seconds: float = 1.0  # a face's look is followed this long after the model last found it
+    follow_seconds: float = 1.5  # a face's look is followed this long after the model last found it
     follow_threshold: float = 0.1  # detections from this score leave a template to follow
     max_gap_seconds: float = 1.0  # a track survives this long without a detection (filled by interpolation)
     hold_seconds: float = 0.5  # a mask stays this long before a track's first and after its last detection

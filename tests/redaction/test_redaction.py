@@ -119,10 +119,10 @@ def _steps(truth: gt.Truth) -> tuple[int, int]:
 
 
 def test_a_face_missed_for_two_frames_stays_masked(truth: gt.Truth, analysis: Analysis, out: Path) -> None:
-    # The face model runs on every second frame here (10 fps, every 0.2 s): two misses in a row leave
-    # frames 39-43 with no face detection at all.
+    # The face model looks every 0.3 s (every third frame at 10 fps): two misses in a row leave eight frames
+    # with no face from the model at all.
     face_step, _ = _steps(truth)
-    missed = {40, 40 + face_step}
+    missed = {13 * face_step, 14 * face_step}
     real = load_models(Tuning())
     assert real.faces is not None
     assert isinstance(real.faces, CenterFace)
